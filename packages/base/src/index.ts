@@ -1,0 +1,25 @@
+export {
+  ALIGN,
+  ALIGN_DOWN,
+  BIT,
+  BIT_ULL,
+  FIELD_FIT,
+  FIELD_GET,
+  FIELD_GET32,
+  FIELD_PREP,
+  FIELD_PREP32,
+  GENMASK,
+  GENMASK_ULL,
+  IS_ALIGNED,
+  isPowerOf2,
+  U32_MAX,
+  U64_MAX,
+  u64CheckedAdd,
+  u64FieldGet,
+  u64FieldSet,
+  u64FromHalves,
+  u64Hi,
+  u64Lo,
+} from './bits.js';
+export { ERRNO, type ErrnoCode, ErrnoError, errnoName, isErrnoError, MAX_ERRNO } from './errno.js';
+export * from './sizes.js';
