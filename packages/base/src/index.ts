@@ -22,4 +22,37 @@ export {
   u64Lo,
 } from './bits.js';
 export { ERRNO, type ErrnoCode, ErrnoError, errnoName, isErrnoError, MAX_ERRNO } from './errno.js';
+export { type IrqHandler, type IrqLine, IrqReturn, type RequestIrqOptions } from './irq.js';
+export { Prng } from './prng.js';
+export type { TaskHandle, TaskState } from './sched-core.js';
+export {
+  type SchedTaskRunEvent,
+  type TaskKind,
+  traceSchedTaskRun,
+  traceWorkqueueQueueWork,
+  type WorkqueueQueueWorkEvent,
+} from './sched-trace.js';
+export { DEFAULT_MAX_STEPS, type RunOptions, Scheduler, type SchedulerOptions } from './scheduler.js';
 export * from './sizes.js';
+export type { Timer, TimerFn } from './timer.js';
+export {
+  defineTracepoint,
+  getTracepoint,
+  listTracepoints,
+  subscribeTracepoint,
+  type Tracepoint,
+  type TracepointProbe,
+} from './tracepoint.js';
+export {
+  cancelDelayedWork,
+  cancelDelayedWorkSync,
+  cancelWork,
+  cancelWorkSync,
+  DelayedWork,
+  flushDelayedWork,
+  flushWork,
+  Work,
+  type Workqueue,
+  type WorkqueueOptions,
+  WQ_DFL_ACTIVE,
+} from './workqueue.js';
