@@ -152,14 +152,14 @@ export class Prng {
 
   /**
    * Shuffle `items` in place (Fisher-Yates), uniformly over all permutations.
-   * @param items - the array to permute
+   * @param items - the array or typed array to permute
    * @returns the same array, for chaining
    */
-  shuffle<T>(items: T[]): T[] {
+  shuffle<A extends { length: number; [index: number]: unknown }>(items: A): A {
     for (let i = items.length - 1; i > 0; i--) {
       const j = this.nextInt(i + 1);
-      const tmp = items[i] as T;
-      items[i] = items[j] as T;
+      const tmp = items[i];
+      items[i] = items[j];
       items[j] = tmp;
     }
     return items;
