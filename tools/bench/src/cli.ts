@@ -1,0 +1,23 @@
+// Entry point: `tsx src/cli.ts <suite> [options]`, or `pnpm bench <suite>` from the repo root.
+
+import { runIntervalTreeSuite } from './interval-tree-suite.js';
+
+const suites: Record<string, (args: string[]) => Promise<void>> = {
+  'interval-tree': runIntervalTreeSuite,
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const names = Object.keys(suites).join(', ');
+  if (name === undefined) {
+    throw new Error(`usage: bench <suite> [options]; suites: ${names}`);
+  }
+  const suite = suites[name];
+  if (suite === undefined) throw new Error(`unknown bench suite '${name}'; suites: ${names}`);
+  await suite(rest);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exitCode = 1;
+});
