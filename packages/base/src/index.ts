@@ -22,6 +22,34 @@ export {
   u64Lo,
 } from './bits.js';
 export { ERRNO, type ErrnoCode, ErrnoError, errnoName, isErrnoError, MAX_ERRNO } from './errno.js';
+export {
+  _IO,
+  _IOC,
+  _IOC_DIR,
+  _IOC_DIRBITS,
+  _IOC_DIRMASK,
+  _IOC_DIRSHIFT,
+  _IOC_NONE,
+  _IOC_NR,
+  _IOC_NRBITS,
+  _IOC_NRMASK,
+  _IOC_NRSHIFT,
+  _IOC_READ,
+  _IOC_SIZE,
+  _IOC_SIZEBITS,
+  _IOC_SIZEMASK,
+  _IOC_SIZESHIFT,
+  _IOC_TYPE,
+  _IOC_TYPEBITS,
+  _IOC_TYPEMASK,
+  _IOC_TYPESHIFT,
+  _IOC_WRITE,
+  _IOR,
+  _IOW,
+  _IOWR,
+  type IoctlSize,
+  type IoctlType,
+} from './ioctl.js';
 export { type IrqHandler, type IrqLine, IrqReturn, type RequestIrqOptions } from './irq.js';
 export { Prng } from './prng.js';
 export type { TaskHandle, TaskState } from './sched-core.js';
@@ -43,6 +71,20 @@ export {
   type Tracepoint,
   type TracepointProbe,
 } from './tracepoint.js';
+export {
+  checkArgsz,
+  copyStructFromUser,
+  copyStructToUser,
+  defineUapiStruct,
+  type UapiElementValue,
+  type UapiFieldDef,
+  type UapiFieldValue,
+  type UapiScalarType,
+  type UapiScalarValue,
+  type UapiStruct,
+  type UapiStructDef,
+  type UapiStructValue,
+} from './uapi-struct.js';
 export {
   cancelDelayedWork,
   cancelDelayedWorkSync,
