@@ -63,6 +63,33 @@ describe('layering check (dependency-cruiser over imports)', () => {
   });
 });
 
+describe('import cycles', () => {
+  let fx: Fixture | undefined;
+  afterEach(() => fx?.dispose());
+
+  function cycleFixture(bImportsA: string): Fixture {
+    const f = layeredFixture({ base: [] });
+    f.write('packages/base/src/a.ts', "import { b } from './b.js';\nexport const a = () => b;\n");
+    f.write('packages/base/src/b.ts', `${bImportsA}\nexport const b = 1;\nexport type B = A;\n`);
+    f.write('packages/base/src/index.ts', "export { a } from './a.js';\n");
+    return f;
+  }
+
+  it('fails a runtime import cycle', () => {
+    fx = cycleFixture("import { a } from './a.js';\ntype A = typeof a;");
+    const run = cruise(fx);
+    expect(run.status).not.toBe(0);
+    expect(run.output).toContain('no-circular');
+  });
+
+  it('allows a cycle closed by a type-only import', () => {
+    fx = cycleFixture("import type { a } from './a.js';\ntype A = typeof a;");
+    const run = cruise(fx);
+    expect(run.output).toContain('no dependency violations found');
+    expect(run.status).toBe(0);
+  });
+});
+
 describe('layering check (package.json declarations)', () => {
   let fx: Fixture | undefined;
   afterEach(() => fx?.dispose());
