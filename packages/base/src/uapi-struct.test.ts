@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { ErrnoError } from './errno.js';
+import { errnoOf } from './testing.js';
 import {
   checkArgsz,
   copyStructFromUser,
@@ -200,16 +200,6 @@ describe('defineUapiStruct', () => {
   });
 });
 
-function errno(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
-
 describe('copyStructFromUser', () => {
   const v = { argsz: 16, flags: 3, range: { min: 10, max: 20 } };
 
@@ -237,22 +227,22 @@ describe('copyStructFromUser', () => {
         const user = new Uint8Array(32);
         allocReq.encode(v, user);
         user[at] = b;
-        expect(errno(() => copyStructFromUser(allocReq, user, 32))).toBe('E2BIG');
+        expect(errnoOf(() => copyStructFromUser(allocReq, user, 32))).toBe('E2BIG');
         // bytes past userSize do not count
-        expect(errno(() => copyStructFromUser(allocReq, user, at))).toBeUndefined();
+        expect(errnoOf(() => copyStructFromUser(allocReq, user, at))).toBeUndefined();
       }),
     );
   });
 
   it('faults on unreadable user memory: EFAULT', () => {
-    expect(errno(() => copyStructFromUser(allocReq, new Uint8Array(15), 16))).toBe('EFAULT');
-    expect(errno(() => copyStructFromUser(allocReq, new Uint8Array(10), 12))).toBe('EFAULT');
-    expect(errno(() => copyStructFromUser(allocReq, new Uint8Array(20), 24))).toBe('EFAULT');
+    expect(errnoOf(() => copyStructFromUser(allocReq, new Uint8Array(15), 16))).toBe('EFAULT');
+    expect(errnoOf(() => copyStructFromUser(allocReq, new Uint8Array(10), 12))).toBe('EFAULT');
+    expect(errnoOf(() => copyStructFromUser(allocReq, new Uint8Array(20), 24))).toBe('EFAULT');
     // a non-zero trailing byte before the unreadable part is found first, as in the kernel
     const user = new Uint8Array(20);
     user[17] = 1;
-    expect(errno(() => copyStructFromUser(allocReq, user, 24))).toBe('E2BIG');
-    expect(errno(() => copyStructFromUser(allocReq, user, -1))).toBe('EINVAL');
+    expect(errnoOf(() => copyStructFromUser(allocReq, user, 24))).toBe('E2BIG');
+    expect(errnoOf(() => copyStructFromUser(allocReq, user, -1))).toBe('EINVAL');
   });
 });
 
@@ -272,7 +262,7 @@ describe('copyStructToUser', () => {
 
   it('faults without writing when user memory is short', () => {
     const user = new Uint8Array(10).fill(0xaa);
-    expect(errno(() => copyStructToUser(allocReq, v, user, 16))).toBe('EFAULT');
+    expect(errnoOf(() => copyStructToUser(allocReq, v, user, 16))).toBe('EFAULT');
     expect([...user]).toEqual(Array(10).fill(0xaa));
     copyStructToUser(allocReq, v, user, 8);
     expect(user[0]).toBe(16);
@@ -281,9 +271,9 @@ describe('copyStructToUser', () => {
 
 describe('checkArgsz', () => {
   it('is EINVAL below the minimum', () => {
-    expect(errno(() => checkArgsz(15, 16))).toBe('EINVAL');
-    expect(errno(() => checkArgsz(-1, 0))).toBe('EINVAL');
-    expect(errno(() => checkArgsz(16, 16))).toBeUndefined();
-    expect(errno(() => checkArgsz(100, 16))).toBeUndefined();
+    expect(errnoOf(() => checkArgsz(15, 16))).toBe('EINVAL');
+    expect(errnoOf(() => checkArgsz(-1, 0))).toBe('EINVAL');
+    expect(errnoOf(() => checkArgsz(16, 16))).toBeUndefined();
+    expect(errnoOf(() => checkArgsz(100, 16))).toBeUndefined();
   });
 });

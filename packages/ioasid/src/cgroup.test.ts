@@ -1,4 +1,4 @@
-import { ErrnoError } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IoasidsCgroupController } from './cgroup.js';
@@ -7,16 +7,6 @@ import { IoasidSubsystem } from './ioasid-subsystem.js';
 import { IoasidUserDevice } from './ioasid-user.js';
 import type { IoasidTask } from './task.js';
 import { IOASID_REQUEST_ALLOC } from './uapi.js';
-
-function errno(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 let nextPid = 100;
 function task(): IoasidTask {
@@ -90,7 +80,7 @@ describe('ioasids cgroup hierarchy', () => {
     expect([parent.counter, child.counter]).toEqual([2, 2]);
     expect([parent.events, child.events]).toEqual([1, 0]);
     // the hook itself throws EAGAIN and leaves the counters as they were
-    expect(errno(() => sub.runAs(p.t, () => ctl.charge(p.set)))).toBe('EAGAIN');
+    expect(errnoOf(() => sub.runAs(p.t, () => ctl.charge(p.set)))).toBe('EAGAIN');
     expect([parent.counter, child.counter]).toEqual([2, 2]);
     expect(ctl.readFile(parent, 'ioasids.events')).toBe('max 2\n');
     expect(ctl.readFile(child, 'ioasids.events')).toBe('max 0\n');
@@ -137,15 +127,15 @@ describe('ioasids cgroup hierarchy', () => {
     // a NULL-type set allocated while p runs is not charged
     const kset = sub.setAlloc(null, 10, IoasidSetType.NULL);
     expect(sub.runAs(p.t, () => sub.alloc(kset, 1, 100))).not.toBe(INVALID_IOASID);
-    expect(errno(() => sub.runAs(p.t, () => ctl.charge(kset)))).toBeUndefined();
+    expect(errnoOf(() => sub.runAs(p.t, () => ctl.charge(kset)))).toBeUndefined();
     expect(a.counter).toBe(0);
     ctl.writeFile(a, 'ioasids.max', '10');
     // no current task, a kernel thread, another process
     expect(sub.alloc(p.set, 1, 100)).toBe(INVALID_IOASID);
-    expect(errno(() => ctl.charge(p.set))).toBe('EINVAL');
-    expect(errno(() => sub.runAs({ pid: 2, mm: null }, () => ctl.charge(p.set)))).toBe('EINVAL');
+    expect(errnoOf(() => ctl.charge(p.set))).toBe('EINVAL');
+    expect(errnoOf(() => sub.runAs({ pid: 2, mm: null }, () => ctl.charge(p.set)))).toBe('EINVAL');
     const other = task();
-    expect(errno(() => sub.runAs(other, () => ctl.charge(p.set)))).toBe('EPERM');
+    expect(errnoOf(() => sub.runAs(other, () => ctl.charge(p.set)))).toBe('EPERM');
     expect(sub.runAs(other, () => sub.alloc(p.set, 1, 100))).toBe(INVALID_IOASID);
     expect([a.counter, a.events, p.set.nrIoasids]).toEqual([0, 0, 0]);
   });
@@ -231,7 +221,7 @@ describe('migration', () => {
     expect(a.members).toEqual([]);
     sub.free(p.set, id);
     expect(a.counter).toBe(0);
-    expect(errno(() => ctl.attachProcess(p.mm, a))).toBe('ESRCH');
+    expect(errnoOf(() => ctl.attachProcess(p.mm, a))).toBe('ESRCH');
     expect(p.alloc()).toBe(INVALID_IOASID);
     ctl.removeCgroup(a);
   });
@@ -244,18 +234,18 @@ describe('interface files', () => {
     expect(ctl.listFiles(ctl.root)).toEqual([]);
     expect(ctl.listFiles(a)).toEqual(['ioasids.max', 'ioasids.current', 'ioasids.events']);
     for (const f of ['ioasids.max', 'ioasids.current', 'ioasids.events']) {
-      expect(errno(() => ctl.readFile(ctl.root, f))).toBe('ENOENT');
-      expect(errno(() => ctl.writeFile(ctl.root, f, '5'))).toBe('ENOENT');
+      expect(errnoOf(() => ctl.readFile(ctl.root, f))).toBe('ENOENT');
+      expect(errnoOf(() => ctl.writeFile(ctl.root, f, '5'))).toBe('ENOENT');
     }
-    expect(errno(() => ctl.readFile(a, 'pids.max'))).toBe('ENOENT');
-    expect(errno(() => ctl.writeFile(a, 'ioasids.limit', '1'))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.readFile(a, 'pids.max'))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.writeFile(a, 'ioasids.limit', '1'))).toBe('ENOENT');
   });
 
   it('read-only files refuse writes with EACCES', () => {
     const { ctl } = setup();
     const a = ctl.createCgroup(ctl.root, 'a');
-    expect(errno(() => ctl.writeFile(a, 'ioasids.current', '5'))).toBe('EACCES');
-    expect(errno(() => ctl.writeFile(a, 'ioasids.events', '5'))).toBe('EACCES');
+    expect(errnoOf(() => ctl.writeFile(a, 'ioasids.current', '5'))).toBe('EACCES');
+    expect(errnoOf(() => ctl.writeFile(a, 'ioasids.events', '5'))).toBe('EACCES');
     expect(a.counter).toBe(0);
   });
 
@@ -298,7 +288,7 @@ describe('interface files', () => {
       [String(avail + 51), 'ENOSPC'],
     ];
     for (const [text, code] of cases) {
-      expect([text, errno(() => ctl.writeFile(a, 'ioasids.max', text))]).toEqual([text, code]);
+      expect([text, errnoOf(() => ctl.writeFile(a, 'ioasids.max', text))]).toEqual([text, code]);
       expect(a.limit).toBe(50);
       expect(sub.capacityAvail).toBe(avail);
     }
@@ -321,7 +311,7 @@ describe('interface files', () => {
     // a set's quota comes out of the same capacity
     sub.setAlloc(null, 1000, IoasidSetType.NULL);
     expect(sub.capacityAvail).toBe(PCI_PASID_MAX - 1010);
-    expect(errno(() => ctl.writeFile(a, 'ioasids.max', String(PCI_PASID_MAX - 1009)))).toBe('ENOSPC');
+    expect(errnoOf(() => ctl.writeFile(a, 'ioasids.max', String(PCI_PASID_MAX - 1009)))).toBe('ENOSPC');
   });
 
   it("'max' reserves all remaining capacity and makes it the limit (the previous limit is not added)", () => {
@@ -333,7 +323,7 @@ describe('interface files', () => {
     expect(sub.capacityAvail).toBe(0);
     expect(ctl.readFile(a, 'ioasids.max')).toBe(`${PCI_PASID_MAX - 100}\n`);
     const b = ctl.createCgroup(ctl.root, 'b');
-    expect(errno(() => ctl.writeFile(b, 'ioasids.max', '1'))).toBe('ENOSPC');
+    expect(errnoOf(() => ctl.writeFile(b, 'ioasids.max', '1'))).toBe('ENOSPC');
     expect(b.limit).toBe(0);
   });
 
@@ -342,7 +332,7 @@ describe('interface files', () => {
     const a = ctl.createCgroup(ctl.root, 'a');
     ctl.writeFile(a, 'ioasids.max', '100');
     sub.cancelCapacity(100); // someone else gave the capacity back already
-    expect(errno(() => ctl.writeFile(a, 'ioasids.max', '0'))).toBe('EINVAL');
+    expect(errnoOf(() => ctl.writeFile(a, 'ioasids.max', '0'))).toBe('EINVAL');
     expect(a.limit).toBe(100);
     expect(sub.capacityAvail).toBe(PCI_PASID_MAX);
   });
@@ -352,31 +342,31 @@ describe('cgroup creation and removal', () => {
   it('checks names, children, members, and returns the limit on removal', () => {
     const { sub, ctl } = setup();
     const a = ctl.createCgroup(ctl.root, 'a');
-    expect(errno(() => ctl.createCgroup(ctl.root, 'a'))).toBe('EEXIST');
+    expect(errnoOf(() => ctl.createCgroup(ctl.root, 'a'))).toBe('EEXIST');
     for (const bad of ['', '.', '..', 'x/y'])
-      expect(errno(() => ctl.createCgroup(ctl.root, bad))).toBe('EINVAL');
+      expect(errnoOf(() => ctl.createCgroup(ctl.root, bad))).toBe('EINVAL');
     const b = ctl.createCgroup(a, 'b');
     ctl.writeFile(b, 'ioasids.max', '30');
-    expect(errno(() => ctl.removeCgroup(a))).toBe('EBUSY');
-    expect(errno(() => ctl.removeCgroup(ctl.root))).toBe('EBUSY');
+    expect(errnoOf(() => ctl.removeCgroup(a))).toBe('EBUSY');
+    expect(errnoOf(() => ctl.removeCgroup(ctl.root))).toBe('EBUSY');
     const p = proc(sub);
     ctl.attachProcess(p.mm, b);
-    expect(errno(() => ctl.removeCgroup(b))).toBe('EBUSY');
+    expect(errnoOf(() => ctl.removeCgroup(b))).toBe('EBUSY');
     ctl.attachProcess(p.mm, a);
     const avail = sub.capacityAvail;
     ctl.removeCgroup(b);
     expect(sub.capacityAvail).toBe(avail + 30);
     expect(b.removed).toBe(true);
     expect(a.children).toEqual([]);
-    expect(errno(() => ctl.removeCgroup(b))).toBe('ENOENT');
-    expect(errno(() => ctl.readFile(b, 'ioasids.max'))).toBe('ENODEV');
-    expect(errno(() => ctl.writeFile(b, 'ioasids.max', '1'))).toBe('ENODEV');
-    expect(errno(() => ctl.createCgroup(b, 'c'))).toBe('ENOENT');
-    expect(errno(() => ctl.attachProcess(p.mm, b))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.removeCgroup(b))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.readFile(b, 'ioasids.max'))).toBe('ENODEV');
+    expect(errnoOf(() => ctl.writeFile(b, 'ioasids.max', '1'))).toBe('ENODEV');
+    expect(errnoOf(() => ctl.createCgroup(b, 'c'))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.attachProcess(p.mm, b))).toBe('ENOENT');
     // the name can be reused
     expect(ctl.createCgroup(a, 'b').limit).toBe(0);
     const other = new IoasidsCgroupController(new IoasidSubsystem());
-    expect(errno(() => ctl.createCgroup(other.root, 'z'))).toBe('ENOENT');
+    expect(errnoOf(() => ctl.createCgroup(other.root, 'z'))).toBe('ENOENT');
   });
 });
 
@@ -416,7 +406,7 @@ describe('uncharge on release', () => {
     sub.get(p.set, ids[2]!);
     sub.freeAllInSet(p.set);
     expect([a.counter, b.counter]).toEqual([1, 1]);
-    expect(errno(() => sub.setFree(p.set))).toBe('EBUSY');
+    expect(errnoOf(() => sub.setFree(p.set))).toBe('EBUSY');
     expect(p.set.freePending).toBe(true);
     sub.put(p.set, ids[2]!);
     expect([a.counter, b.counter]).toEqual([0, 0]);
@@ -434,7 +424,7 @@ describe('uncharge on release', () => {
     const req = { argsz: 16, flags: 0, range: { min: 1, max: 100 } };
     expect(f.ioctl(IOASID_REQUEST_ALLOC, req)).toBe(1);
     expect(f.ioctl(IOASID_REQUEST_ALLOC, req)).toBe(2);
-    expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, req))).toBe('EINVAL'); // cgroup limit
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, req))).toBe('EINVAL'); // cgroup limit
     expect([a.counter, a.events]).toEqual([2, 1]);
     f.close();
     expect(a.counter).toBe(0);
@@ -476,7 +466,7 @@ describe('model check (fast-check)', () => {
           } else {
             const cg = cgs[o.c]!;
             const before = [cg.limit, sub.capacityAvail];
-            const code = errno(() => ctl.writeFile(cg, 'ioasids.max', String(o.v)));
+            const code = errnoOf(() => ctl.writeFile(cg, 'ioasids.max', String(o.v)));
             if (code !== undefined) expect([cg.limit, sub.capacityAvail]).toEqual(before);
             else if (o.v < cg.counter) migrated.add(o.c); // lowered below the count: over the limit legally
           }

@@ -1,18 +1,8 @@
-import { type ErrnoCode, ErrnoError } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import { describe, expect, it } from 'vitest';
 import { INVALID_IOASID, IoasidSetType } from './constants.js';
 import type { IoasidAllocatorOps } from './custom-allocator.js';
 import { IoasidSubsystem } from './ioasid-subsystem.js';
-
-function errno(fn: () => unknown): ErrnoCode | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 /** A host-style allocator: hands out IDs from `start` upwards, remembering frees and the pdata seen. */
 function hostAllocator(start: number) {
@@ -42,14 +32,14 @@ describe('custom allocators (merged §2.2)', () => {
     const h = hostAllocator(500);
     const ops: IoasidAllocatorOps = { alloc: h.alloc, free: h.free, pdata: 'p' };
     const id = sub.alloc(set, 1, 10);
-    expect(errno(() => sub.registerAllocator(ops))).toBe('EAGAIN');
+    expect(errnoOf(() => sub.registerAllocator(ops))).toBe('EAGAIN');
     expect(logs).toEqual([['warn', 'Default allocator active with outstanding IOASID']]);
     sub.free(set, id);
     const g = sub.allocGlobalPasid(8);
-    expect(errno(() => sub.registerAllocator(ops))).toBe('EAGAIN');
+    expect(errnoOf(() => sub.registerAllocator(ops))).toBe('EAGAIN');
     sub.freeGlobalPasid(g);
     sub.registerAllocator(ops);
-    expect(errno(() => sub.registerAllocator(ops))).toBe('EEXIST');
+    expect(errnoOf(() => sub.registerAllocator(ops))).toBe('EEXIST');
     expect(sub.alloc(set, 1, 10)).toBe(500);
     expect(h.calls).toEqual([['alloc', 500, 'p']]);
   });
@@ -96,7 +86,7 @@ describe('custom allocators (merged §2.2)', () => {
     sub.registerAllocator(a);
     sub.registerAllocator(b); // joins a
     sub.registerAllocator(c); // queued
-    expect(errno(() => sub.registerAllocator(b))).toBe('EEXIST');
+    expect(errnoOf(() => sub.registerAllocator(b))).toBe('EEXIST');
     expect(logs.splice(0)).toEqual([['error', 'IOASID allocator already registered']]);
     const x = sub.alloc(set, 1, 1000);
     expect(h.calls.at(-1)).toEqual(['alloc', 100, 'a']);

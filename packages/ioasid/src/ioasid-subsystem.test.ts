@@ -1,4 +1,5 @@
-import { type ErrnoCode, ErrnoError, Scheduler, Work } from '@iommu-ts/base';
+import { ErrnoError, Scheduler, Work } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,16 +16,6 @@ import { type IoasidChargeHooks, IoasidSubsystem } from './ioasid-subsystem.js';
 import type { IoasidNbArgs, IoasidNotifierBlock } from './notifier.js';
 
 const { NULL, MM } = IoasidSetType;
-
-function errno(fn: () => unknown): ErrnoCode | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 function make(options: { cyclic?: boolean } = {}) {
   const logs: Array<[string, string]> = [];
@@ -90,12 +81,12 @@ describe('capacity (§3.1)', () => {
     sub.installCapacity(100);
     expect(sub.reserveCapacity(30)).toBe(30);
     expect(sub.capacityAvail).toBe(70);
-    expect(errno(() => sub.reserveCapacity(71))).toBe('ENOSPC');
+    expect(errnoOf(() => sub.reserveCapacity(71))).toBe('ENOSPC');
     expect(sub.capacityAvail).toBe(70);
     expect(sub.reserveCapacity(0)).toBe(70);
     expect(sub.capacityAvail).toBe(0);
     expect(sub.cancelCapacity(60)).toBe(60);
-    expect(errno(() => sub.cancelCapacity(41))).toBe('EINVAL');
+    expect(errnoOf(() => sub.cancelCapacity(41))).toBe('EINVAL');
     expect(sub.cancelCapacity(40)).toBe(100);
     expect(() => sub.reserveCapacity(-1)).toThrow(RangeError);
   });
@@ -107,12 +98,12 @@ describe('sets (§3.2)', () => {
     sub.installCapacity(100);
     const mm = {};
     // type first: even with an impossible quota and a bad token
-    expect(errno(() => sub.setAlloc(null, 1000, 3))).toBe('EINVAL');
+    expect(errnoOf(() => sub.setAlloc(null, 1000, 3))).toBe('EINVAL');
     // quota before token rules
-    expect(errno(() => sub.setAlloc(null, 101, MM))).toBe('ENOSPC');
-    expect(errno(() => sub.setAlloc(null, 10, MM))).toBe('EINVAL');
-    expect(errno(() => sub.setAlloc(mm, 10, NULL))).toBe('EINVAL');
-    expect(errno(() => sub.setAlloc(null, 10, 0))).toBe('EINVAL');
+    expect(errnoOf(() => sub.setAlloc(null, 101, MM))).toBe('ENOSPC');
+    expect(errnoOf(() => sub.setAlloc(null, 10, MM))).toBe('EINVAL');
+    expect(errnoOf(() => sub.setAlloc(mm, 10, NULL))).toBe('EINVAL');
+    expect(errnoOf(() => sub.setAlloc(null, 10, 0))).toBe('EINVAL');
     const a = sub.setAlloc(mm, 10, MM);
     expect([a.id, a.token, a.type, a.quota, a.nrIoasids, a.freePending, a.registered]).toEqual([
       0,
@@ -124,9 +115,9 @@ describe('sets (§3.2)', () => {
       true,
     ]);
     expect(sub.capacityAvail).toBe(90);
-    expect(errno(() => sub.setAlloc(mm, 10, MM))).toBe('EEXIST');
+    expect(errnoOf(() => sub.setAlloc(mm, 10, MM))).toBe('EEXIST');
     // quota is checked before the duplicate token
-    expect(errno(() => sub.setAlloc(mm, 91, MM))).toBe('ENOSPC');
+    expect(errnoOf(() => sub.setAlloc(mm, 91, MM))).toBe('ENOSPC');
     // NULL tokens are never unique-checked
     const n1 = sub.setAlloc(null, 5, NULL);
     const n2 = sub.setAlloc(null, 5, NULL);
@@ -136,7 +127,7 @@ describe('sets (§3.2)', () => {
     const all = sub.setAlloc(null, 0, NULL);
     expect(all.quota).toBe(80);
     expect(sub.capacityAvail).toBe(0);
-    expect(errno(() => sub.setAlloc(null, 1, NULL))).toBe('ENOSPC');
+    expect(errnoOf(() => sub.setAlloc(null, 1, NULL))).toBe('ENOSPC');
     expect(sub.findMmSet(mm)).toBe(a);
     expect(sub.findMmSet({})).toBeUndefined();
   });
@@ -146,13 +137,13 @@ describe('sets (§3.2)', () => {
     const mm = {};
     const set = sub.setAlloc(mm, 10, MM);
     const id = sub.alloc(set, 1, 100);
-    expect(errno(() => sub.setFree(set))).toBe('EBUSY');
+    expect(errnoOf(() => sub.setFree(set))).toBe('EBUSY');
     expect(set.freePending).toBe(true);
     expect(set.registered).toBe(true);
     sub.free(set, id);
     expect(set.registered).toBe(false);
     expect(sub.findMmSet(mm)).toBeUndefined();
-    expect(errno(() => sub.setFree(set))).toBe('EINVAL');
+    expect(errnoOf(() => sub.setFree(set))).toBe('EINVAL');
     expect(sub.capacityAvail).toBe(PCI_PASID_MAX - 10);
     const again = sub.setAlloc(mm, 10, MM);
     expect(again.id).toBe(0);
@@ -197,7 +188,7 @@ describe('sets (§3.2)', () => {
     const set = sub.setAlloc(null, 10, NULL);
     const id = sub.alloc(set, 5, 10);
     expect(sub.findSet(id)).toBe(set);
-    expect(errno(() => sub.findSet(6))).toBe('ENOENT');
+    expect(errnoOf(() => sub.findSet(6))).toBe('ENOENT');
   });
 });
 
@@ -333,7 +324,7 @@ describe('allocation (§3.3)', () => {
               const id = ids[o.pick % Math.max(ids.length, 1)];
               if (id === undefined) continue;
               if (o.op === 'free') sub.free(set, id);
-              else if (o.op === 'get') errno(() => sub.get(set, id));
+              else if (o.op === 'get') errnoOf(() => sub.get(set, id));
               else sub.put(set, id);
               if (sub.ioasidInfo(id) === undefined) live.delete(id);
             }
@@ -367,8 +358,8 @@ describe('free, get, put and find (§3.4)', () => {
     sub.free(null, id);
     expect(events).toHaveLength(2);
     expect(sub.ioasidInfo(id)).toMatchObject({ state: IoasidState.FREE_PENDING, refs: 1 });
-    expect(errno(() => sub.get(set, id))).toBe('EBUSY');
-    expect(errno(() => sub.get(null, id))).toBe('EBUSY');
+    expect(errnoOf(() => sub.get(set, id))).toBe('EBUSY');
+    expect(errnoOf(() => sub.get(null, id))).toBe('EBUSY');
     expect(sub.find(set, id)).toBeUndefined(); // still found while FREE_PENDING
     expect(sub.put(set, id)).toBe(true);
     expect(sub.ioasidInfo(id)).toBeUndefined();
@@ -410,8 +401,8 @@ describe('free, get, put and find (§3.4)', () => {
     const set = sub.setAlloc(null, 10, NULL);
     const other = sub.setAlloc(null, 10, NULL);
     const id = sub.alloc(set, 1, 10, 'priv');
-    expect(errno(() => sub.get(set, 99))).toBe('EINVAL');
-    expect(errno(() => sub.get(other, id))).toBe('EACCES');
+    expect(errnoOf(() => sub.get(set, 99))).toBe('EINVAL');
+    expect(errnoOf(() => sub.get(other, id))).toBe('EACCES');
     sub.get(null, id);
     sub.get(set, id);
     expect(sub.ioasidInfo(id)?.refs).toBe(3);
@@ -419,8 +410,8 @@ describe('free, get, put and find (§3.4)', () => {
     expect(sub.put(set, 99)).toBe(false);
     expect(sub.ioasidInfo(id)?.refs).toBe(3);
     expect(sub.put(null, id)).toBe(false);
-    expect(errno(() => sub.find(set, 99))).toBe('ENOENT');
-    expect(errno(() => sub.find(other, id))).toBe('EACCES');
+    expect(errnoOf(() => sub.find(set, 99))).toBe('ENOENT');
+    expect(errnoOf(() => sub.find(other, id))).toBe('EACCES');
     expect(sub.find(null, id)).toBe('priv');
     expect(sub.find(set, id, (p) => p === 'priv')).toBe('priv');
     expect(sub.find(set, id, () => false)).toBeUndefined();
@@ -448,13 +439,13 @@ describe('free, get, put and find (§3.4)', () => {
     const { sub, logs } = make();
     const set = sub.setAlloc(null, 10, NULL);
     const id = sub.alloc(set, 1, 10);
-    expect(errno(() => sub.attachData(99, 1))).toBe('ENOENT');
+    expect(errnoOf(() => sub.attachData(99, 1))).toBe('ENOENT');
     sub.attachData(id, 'a');
-    expect(errno(() => sub.attachData(id, 'b'))).toBe('EBUSY');
+    expect(errnoOf(() => sub.attachData(id, 'b'))).toBe('EBUSY');
     expect(sub.find(set, id)).toBe('a');
     sub.setData(id, 'c');
     expect(sub.find(set, id)).toBe('c');
-    expect(errno(() => sub.setData(99, 1))).toBe('ENOENT');
+    expect(errnoOf(() => sub.setData(99, 1))).toBe('ENOENT');
     sub.detachData(id);
     expect(sub.find(set, id)).toBeUndefined();
     sub.attachData(id, 'd');
@@ -475,12 +466,12 @@ describe('SPIDs (§3.6)', () => {
     const b = sub.alloc(s1, 1, 100);
     const c = sub.alloc(s2, 1, 100);
     events.length = 0;
-    expect(errno(() => sub.attachSpid(a, INVALID_IOASID))).toBe('EINVAL');
-    expect(errno(() => sub.attachSpid(99, 7))).toBe('ENOENT');
+    expect(errnoOf(() => sub.attachSpid(a, INVALID_IOASID))).toBe('EINVAL');
+    expect(errnoOf(() => sub.attachSpid(99, 7))).toBe('ENOENT');
     sub.attachSpid(a, 7);
     expect(events.map((e) => [e.name, e.event, e.id, e.spid])).toEqual([['s1', IoasidNotify.BIND, a, 7]]);
-    expect(errno(() => sub.attachSpid(b, 7))).toBe('EINVAL');
-    expect(errno(() => sub.attachSpid(a, 7))).toBe('EINVAL'); // the RFC searches the whole set
+    expect(errnoOf(() => sub.attachSpid(b, 7))).toBe('EINVAL');
+    expect(errnoOf(() => sub.attachSpid(a, 7))).toBe('EINVAL'); // the RFC searches the whole set
     sub.attachSpid(c, 7); // other set: fine
     expect(sub.findBySpid(s1, 7, false)).toBe(a);
     expect(sub.findBySpid(s2, 7, false)).toBe(c);
@@ -534,19 +525,19 @@ describe('notifiers (§3.7)', () => {
     const nb = recorder(events, 'mm');
     sub.registerNotifierMm(mm, nb);
     expect(sub.mmNotifierActive(mm, nb)).toBe(false);
-    expect(errno(() => sub.registerNotifierMm(mm, nb))).toBe('EBUSY');
+    expect(errnoOf(() => sub.registerNotifierMm(mm, nb))).toBe('EBUSY');
     sub.setAlloc(null, 1, NULL); // unrelated
     const set = sub.setAlloc(mm, 10, MM);
     expect(sub.mmNotifierActive(mm, nb)).toBe(true);
     const id = sub.alloc(set, 1, 10);
     expect(events.map((e) => [e.event, e.id, e.set])).toEqual([[IoasidNotify.ALLOC, id, set]]);
     // another block on a non-empty set is refused
-    expect(errno(() => sub.registerNotifierMm(mm, recorder(events, 'late')))).toBe('EBUSY');
+    expect(errnoOf(() => sub.registerNotifierMm(mm, recorder(events, 'late')))).toBe('EBUSY');
     expect(logs.at(-1)?.[0]).toBe('warn');
     // plain unregister of an mm block is refused
     sub.unregisterNotifier(set, nb);
     expect(logs.at(-1)).toEqual(['warn', 'Cannot unregister NB from pending list']);
-    expect(errno(() => sub.setFree(set))).toBe('EBUSY');
+    expect(errnoOf(() => sub.setFree(set))).toBe('EBUSY');
     sub.free(set, id); // last ID: set destroyed
     expect(set.registered).toBe(false);
     expect(sub.mmNotifierActive(mm, nb)).toBe(false);
@@ -588,7 +579,7 @@ describe('notifiers (§3.7)', () => {
         } catch (e) {
           caught = e;
         }
-        expect(errno(() => sub.getLocked(set, a.id))).toBeUndefined();
+        expect(errnoOf(() => sub.getLocked(set, a.id))).toBeUndefined();
         expect(sub.putLocked(set, a.id)).toBe(false);
         expect(sub.find(set, a.id)).toBeUndefined();
         expect(sub.queueWork(new Work(() => {}))).toBe(true);

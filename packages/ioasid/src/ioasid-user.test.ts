@@ -1,4 +1,5 @@
-import { _IO, ErrnoError } from '@iommu-ts/base';
+import { _IO } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { IoasidsCgroupController } from './cgroup.js';
@@ -17,16 +18,6 @@ import {
   ioasidAllocRequestStruct,
   ioasidInfoStruct,
 } from './uapi.js';
-
-function errno(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ErrnoError) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 let nextPid = 1;
 function task(): IoasidTask {
@@ -91,8 +82,8 @@ describe('open and close', () => {
   it('a second open by the same mm while open is EBUSY', () => {
     const { sub, dev, t, f } = setup();
     const avail = sub.capacityAvail;
-    expect(errno(() => dev.open(t))).toBe('EBUSY');
-    expect(errno(() => dev.open({ pid: 1234, mm: t.mm }))).toBe('EBUSY');
+    expect(errnoOf(() => dev.open(t))).toBe('EBUSY');
+    expect(errnoOf(() => dev.open({ pid: 1234, mm: t.mm }))).toBe('EBUSY');
     expect(sub.capacityAvail).toBe(avail);
     f.close();
     const g = dev.open(t);
@@ -106,12 +97,12 @@ describe('open and close', () => {
     const dev = new IoasidUserDevice(sub);
     const t = task();
     sub.setAlloc(t.mm, 10, IoasidSetType.MM);
-    expect(errno(() => dev.open(t))).toBe('EEXIST');
+    expect(errnoOf(() => dev.open(t))).toBe('EEXIST');
     expect(dev.fileOf(t)).toBeUndefined();
-    expect(errno(() => dev.open({ pid: 0, mm: null }))).toBe('EINVAL');
+    expect(errnoOf(() => dev.open({ pid: 0, mm: null }))).toBe('EINVAL');
     const avail = sub.capacityAvail;
     sub.reserveCapacity(avail - 999);
-    expect(errno(() => dev.open(task()))).toBe('ENOSPC');
+    expect(errnoOf(() => dev.open(task()))).toBe('ENOSPC');
     expect(sub.capacityAvail).toBe(999);
   });
 
@@ -128,9 +119,9 @@ describe('open and close', () => {
     expect(sub.alloc(sub.setAlloc(null, 10, IoasidSetType.NULL), 10, 10)).toBe(10); // ID 10 is free again
     f.close();
     for (const r of [IOASID_GET_API_VERSION, IOASID_GET_INFO, IOASID_REQUEST_ALLOC, IOASID_REQUEST_FREE, 0]) {
-      expect(errno(() => f.ioctl(r, req(1, 2)))).toBe('EBADF');
+      expect(errnoOf(() => f.ioctl(r, req(1, 2)))).toBe('EBADF');
     }
-    expect(errno(() => f.forEachId(() => {}))).toBe('EBADF');
+    expect(errnoOf(() => f.forEachId(() => {}))).toBe('EBADF');
   });
 
   it('close with an IOASID referenced elsewhere leaves the set to die with its last IOASID', () => {
@@ -144,7 +135,7 @@ describe('open and close', () => {
     expect(set.freePending).toBe(true);
     expect(set.registered).toBe(true);
     // the set still exists for this mm, so a new open fails with EEXIST
-    expect(errno(() => dev.open(t))).toBe('EEXIST');
+    expect(errnoOf(() => dev.open(t))).toBe('EEXIST');
     sub.put(set, id);
     expect(set.registered).toBe(false);
     expect(dev.open(t).set.registered).toBe(true);
@@ -188,11 +179,11 @@ describe('IOASID_GET_INFO', () => {
       [12, 0x8000_0000],
     ] as const) {
       const obj = { argsz, flags, ioasid_bits: 5 };
-      expect(errno(() => f.ioctl(IOASID_GET_INFO, obj))).toBe('EINVAL');
+      expect(errnoOf(() => f.ioctl(IOASID_GET_INFO, obj))).toBe('EINVAL');
       expect(obj).toEqual({ argsz, flags, ioasid_bits: 5 });
       const raw = ioasidInfoStruct.encode(obj);
       const copy = raw.slice();
-      expect(errno(() => f.ioctl(IOASID_GET_INFO, raw))).toBe('EINVAL');
+      expect(errnoOf(() => f.ioctl(IOASID_GET_INFO, raw))).toBe('EINVAL');
       expect(raw).toEqual(copy);
     }
   });
@@ -211,7 +202,7 @@ describe('IOASID_GET_INFO', () => {
       { argsz: 12n, flags: 0 },
     ];
     for (const arg of bad)
-      expect(errno(() => f.ioctl(IOASID_GET_INFO, arg as IoasidUserIoctlArg))).toBe('EFAULT');
+      expect(errnoOf(() => f.ioctl(IOASID_GET_INFO, arg as IoasidUserIoctlArg))).toBe('EFAULT');
   });
 });
 
@@ -243,8 +234,8 @@ describe('IOASID_REQUEST_ALLOC', () => {
       req(1, 0xffff_ffff),
     ];
     for (const c of cases) {
-      expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, c))).toBe('EINVAL');
-      expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, ioasidAllocRequestStruct.encode(c)))).toBe('EINVAL');
+      expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, c))).toBe('EINVAL');
+      expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, ioasidAllocRequestStruct.encode(c)))).toBe('EINVAL');
     }
     expect(f.set.nrIoasids).toBe(0);
     expect(sub.alloc(sub.setAlloc(null, 1, IoasidSetType.NULL), 1, 1)).toBe(1);
@@ -262,7 +253,7 @@ describe('IOASID_REQUEST_ALLOC', () => {
       { argsz: 16, flags: 0, range: null },
     ];
     for (const arg of bad) {
-      expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, arg as IoasidUserIoctlArg))).toBe('EFAULT');
+      expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, arg as IoasidUserIoctlArg))).toBe('EFAULT');
     }
     expect(f.set.nrIoasids).toBe(0);
   });
@@ -271,14 +262,14 @@ describe('IOASID_REQUEST_ALLOC', () => {
     const { f } = setup();
     expect(f.ioctl(IOASID_REQUEST_ALLOC, req(3, 4))).toBe(3);
     expect(f.ioctl(IOASID_REQUEST_ALLOC, req(3, 4))).toBe(4);
-    expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, req(3, 4)))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, req(3, 4)))).toBe('EINVAL');
     expect(f.set.nrIoasids).toBe(2);
   });
 
   it('the quota of 1000 is exhausted with EINVAL', () => {
     const { sub, f } = setup();
     for (let i = 0; i < 1000; i++) expect(f.ioctl(IOASID_REQUEST_ALLOC, req(1, 0x7fff_ffff))).toBe(i + 1);
-    expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, req(1, 0x7fff_ffff)))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, req(1, 0x7fff_ffff)))).toBe('EINVAL');
     expect(f.set.nrIoasids).toBe(1000);
     f.ioctl(IOASID_REQUEST_FREE, 500);
     expect(f.ioctl(IOASID_REQUEST_ALLOC, req(1, 0x7fff_ffff))).toBe(500);
@@ -296,7 +287,7 @@ describe('IOASID_REQUEST_ALLOC', () => {
     // whoever is current outside, the ioctl charges the opener
     sub.runAs(other, () => expect(f.ioctl(IOASID_REQUEST_ALLOC, req(1, 10))).toBe(1));
     expect(sub.current).toBeUndefined();
-    expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, req(1, 10)))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, req(1, 10)))).toBe('EINVAL');
     expect([a.counter, a.events, f.set.nrIoasids]).toEqual([1, 1, 1]);
   });
 });
@@ -329,12 +320,12 @@ describe('IOASID_REQUEST_FREE', () => {
   it('a negative IOASID is EINVAL', () => {
     const { f } = setup();
     f.ioctl(IOASID_REQUEST_ALLOC, req(1, 100));
-    expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, -1))).toBe('EINVAL');
-    expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, Int32Array.of(-5)))).toBe('EINVAL');
-    expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, new Uint8Array([0xff, 0xff, 0xff, 0xff])))).toBe(
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, -1))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, Int32Array.of(-5)))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, new Uint8Array([0xff, 0xff, 0xff, 0xff])))).toBe(
       'EINVAL',
     );
-    expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, -0x8000_0000))).toBe('EINVAL');
+    expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, -0x8000_0000))).toBe('EINVAL');
     expect(ids(f)).toEqual([1]);
   });
 
@@ -342,7 +333,7 @@ describe('IOASID_REQUEST_FREE', () => {
     const { f } = setup();
     f.ioctl(IOASID_REQUEST_ALLOC, req(1, 100));
     for (const arg of [undefined, new Uint8Array(3), new Int32Array(0), 1.5, 2 ** 31, { argsz: 16 }, NaN]) {
-      expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, arg as IoasidUserIoctlArg))).toBe('EFAULT');
+      expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, arg as IoasidUserIoctlArg))).toBe('EFAULT');
     }
     expect(ids(f)).toEqual([1]);
   });
@@ -352,7 +343,7 @@ describe('unknown requests', () => {
   it('are EINVAL, not ENOTTY', () => {
     const { f } = setup();
     for (const r of [0, 0x6963, 0x6968, _IO(';', 100), 0xc0106966, -1]) {
-      expect(errno(() => f.ioctl(r, req(1, 2)))).toBe('EINVAL');
+      expect(errnoOf(() => f.ioctl(r, req(1, 2)))).toBe('EINVAL');
     }
     expect(f.set.nrIoasids).toBe(0);
   });
@@ -379,13 +370,13 @@ describe('model check (fast-check)', () => {
               }
             }
             if (expected === INVALID_IOASID) {
-              expect(errno(() => f.ioctl(IOASID_REQUEST_ALLOC, r))).toBe('EINVAL');
+              expect(errnoOf(() => f.ioctl(IOASID_REQUEST_ALLOC, r))).toBe('EINVAL');
             } else {
               expect(f.ioctl(IOASID_REQUEST_ALLOC, r)).toBe(expected);
               model.add(expected);
             }
           } else if (o.id < 0) {
-            expect(errno(() => f.ioctl(IOASID_REQUEST_FREE, o.id))).toBe('EINVAL');
+            expect(errnoOf(() => f.ioctl(IOASID_REQUEST_FREE, o.id))).toBe('EINVAL');
           } else {
             expect(f.ioctl(IOASID_REQUEST_FREE, raw ? Int32Array.of(o.id) : o.id)).toBe(0);
             model.delete(o.id);
