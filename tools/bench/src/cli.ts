@@ -1,11 +1,13 @@
 // Entry point: `tsx src/cli.ts <suite> [options]`, or `pnpm bench <suite>` from the repo root.
 
 import { runIntervalTreeSuite } from './interval-tree-suite.js';
+import { runIoPgtableSuite } from './io-pgtable-suite.js';
 import { runIoasidSuite } from './ioasid-suite.js';
 
 const suites: Record<string, (args: string[]) => Promise<void>> = {
   'interval-tree': runIntervalTreeSuite,
   ioasid: runIoasidSuite,
+  'io-pgtable': runIoPgtableSuite,
 };
 
 async function main(argv: string[]): Promise<void> {
