@@ -11,6 +11,7 @@ import { BigIntIntervalTree, IntervalTree, type IntervalTreeNode } from '@iommu-
 import nit from 'node-interval-tree';
 import { Bench } from 'tinybench';
 import { machineInfo } from './machine.js';
+import { parseBenchOptions } from './options.js';
 
 const NodeIntervalTree = nit.default;
 
@@ -166,21 +167,7 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const opts: Options = { n: 1_000_000, rounds: 1, seed: 20_240_601, pollute: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const num = (): number => {
-      const v = Number(args[++i]);
-      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
-      return v;
-    };
-    if (a === '--n') opts.n = num();
-    else if (a === '--rounds') opts.rounds = num();
-    else if (a === '--seed') opts.seed = num();
-    else if (a === '--pollute') opts.pollute = true;
-    else throw new Error(`unknown option ${a}; options: --n N, --rounds R, --seed S, --pollute`);
-  }
-  return opts;
+  return parseBenchOptions(args, { n: 1_000_000, rounds: 1, seed: 20_240_601 }, ['pollute']);
 }
 
 /** Run a bigint-keyed workload through the shared tree code (see --pollute). */

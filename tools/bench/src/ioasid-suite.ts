@@ -12,6 +12,7 @@ import { Prng } from '@iommu-ts/base';
 import { IdAllocator } from '@iommu-ts/ioasid';
 import { Bench } from 'tinybench';
 import { machineInfo } from './machine.js';
+import { parseBenchOptions } from './options.js';
 
 const LOWEST = 'IdAllocator lowest-free';
 const CYCLIC = 'IdAllocator cyclic';
@@ -143,31 +144,13 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const opts: Options = {
+  return parseBenchOptions(args, {
     cycles: 1_000_000,
     naiveCycles: 20_000,
     naiveSeconds: 3,
     rounds: 1,
     seed: 20_240_601,
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const num = (): number => {
-      const v = Number(args[++i]);
-      if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
-      return v;
-    };
-    if (a === '--cycles') opts.cycles = num();
-    else if (a === '--naive-cycles') opts.naiveCycles = num();
-    else if (a === '--naive-seconds') opts.naiveSeconds = num();
-    else if (a === '--rounds') opts.rounds = num();
-    else if (a === '--seed') opts.seed = num();
-    else
-      throw new Error(
-        `unknown option ${a}; options: --cycles N, --naive-cycles N, --naive-seconds S, --rounds R, --seed S`,
-      );
-  }
-  return opts;
+  });
 }
 
 /** Time one batch with tinybench (setup untimed); returns the batch time in ms. */
