@@ -111,6 +111,23 @@ export interface IoPgtableCfg {
    * Absent: `allocIoPgtableOps` creates a fresh {@link InMemoryPageTableMemory}.
    */
   memory?: PageTableMemory;
+  /**
+   * Number of table levels, for the formats whose depth is a hardware choice rather than a
+   * function of `ias`: `X86_64` (4 or 5) and `VTD_SS` (3, 4 or 5; the Intel driver takes it from
+   * CAP.SAGAW). `ias` is then lowered to what that depth translates. Any other value makes
+   * allocation fail (`null`). Absent: derived from `ias`. Ignored by the ARM formats, whose depth
+   * always follows `ias` and the granule.
+   */
+  levels?: number;
+  /**
+   * Where to report what Linux reports with `WARN_ON`/`WARN_ONCE` on the page-table paths: a map
+   * onto an existing mapping, an unmap of nothing (or stopping at a hole), and an unmap of part of
+   * a larger leaf. Quirk `IO_PGTABLE_QUIRK_NO_WARN` silences the first two as in Linux; the
+   * partial-unmap warning is a `WARN_ONCE` that Linux prints whatever the quirk says. Absent:
+   * warnings are dropped.
+   * @param message - a one-line description of the event
+   */
+  warn?: (message: string) => void;
   /** Stage-1 LPAE output, written by ARM_32/64_LPAE_S1. */
   armLpaeS1Cfg?: ArmLpaeS1Cfg;
   /** Stage-2 LPAE output, written by ARM_32/64_LPAE_S2. */

@@ -11,8 +11,15 @@
  * table) is expressed by {@link PtPolicy} flags, not by separate walkers.
  *
  * Stability: this file only grows (new optional members). Changes so far (all additive, optional):
- * `PtPolicy.tlbAddPagePerEntry`, `PtPolicy.partialUnmap`, `PtFormatInstance.maxTablePa`,
- * `PtFormatInstance.dirtyUnsupportedErrno` (asked for by the v7s, x86-64 and VT-d formats).
+ * `PtPolicy.tlbAddPagePerEntry` (now superseded by the walker's general rule for contiguous page
+ * sizes), `PtPolicy.partialUnmap`, `PtFormatInstance.maxTablePa`,
+ * `PtFormatInstance.dirtyUnsupportedErrno` (asked for by the v7s, x86-64 and VT-d formats),
+ * `PtFormatInstance.fastCodec` (speed).
+ *
+ * Walker rules every format gets (not flags): a page size spanning several entries (a contiguous
+ * run) is unmapped slot by slot as io-pgtable-arm-v7s does (all slots must be valid; then per slot
+ * in order `tlbFlushWalk` + free for a table, `tlbAddPage` of the slot for a leaf); a table removed
+ * by a map is flushed with its own slot's IOVA and size.
  *
  * Conventions used by every member below:
  *
@@ -145,8 +152,9 @@ export interface PtPolicy {
    */
   readonly mapOverTable: 'free' | 'free-if-empty';
   /**
-   * Call `tlbAddPage` once per cleared *entry* with the entry size (v7s: a 64K large page gives 16
-   * calls of 4K at consecutive IOVAs) instead of once per leaf with the page size. Default false.
+   * No longer consulted (kept so that the interface only grows): a page size that spans several
+   * entries (v7s large pages and supersections) is always unmapped slot by slot, with one
+   * `tlbAddPage` of the entry size per cleared leaf slot and one `tlbFlushWalk` per table slot.
    */
   readonly tlbAddPagePerEntry?: boolean;
   /**
@@ -156,6 +164,33 @@ export interface PtPolicy {
    * the request; otherwise refuse).
    */
   readonly partialUnmap?: 'refuse' | 'whole-leaf-at-start';
+}
+
+/**
+ * The entry codec of a format as masks, so that the walker's hot paths (lookup, the leaf scan of
+ * unmap, table descents) decode entries without calling the format
+ * ({@link PtFormatInstance.fastCodec}).
+ *
+ * @remarks
+ * A promise about the format's functions, for every depth `d` and every non-zero entry:
+ * `classify(lo, hi, d)` depends only on `lo & kindBitsLo`; `tablePa` of a table entry is
+ * `(hi & tableAddrHi) * 2^32 + (lo & tableAddrLo)`; `leafPa` of a leaf entry is
+ * `(hi & leafAddrHi[d]) * 2^32 + (lo & leafAddrLo[d])`; and `leafSizeLg2` is the level's `shift`
+ * (no contiguous runs). The walker builds a kind table from `classify` once, probing the 256
+ * values of the low byte. Formats whose encoding does not fit (v7s, LPAE with the 64K granule)
+ * leave `fastCodec` out and are walked through their functions.
+ */
+export interface PtFastCodec {
+  /** The bits of `lo` that decide an entry's kind: a mask within bits 7:0 (LPAE 0x3, x86 P|PS). */
+  readonly kindBitsLo: number;
+  /** Mask of the next-table address in bits 31:0 (unsigned). */
+  readonly tableAddrLo: number;
+  /** Mask of the next-table address in bits 63:32 (address bits 63:32 at 31:0). */
+  readonly tableAddrHi: number;
+  /** Per depth: mask of a leaf's output address in bits 31:0 (unsigned). */
+  readonly leafAddrLo: readonly number[];
+  /** Per depth: mask of a leaf's output address in bits 63:32. */
+  readonly leafAddrHi: readonly number[];
 }
 
 /**
@@ -198,6 +233,12 @@ export interface PtFormatInstance {
    * it is freed again and the map fails with `ENOMEM` (allocation returns null for the top table).
    */
   readonly maxTablePa?: number;
+  /**
+   * The entry codec as masks, when the format's encoding allows it: lets the walker decode on hot
+   * paths without calling `classify`, `tablePa`, `leafPa` and `leafSizeLg2`. Must agree with those
+   * functions (see {@link PtFastCodec}).
+   */
+  readonly fastCodec?: PtFastCodec;
 
   /**
    * Classify an entry.

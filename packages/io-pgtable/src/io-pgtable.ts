@@ -96,7 +96,8 @@ export interface IoPgtableOps {
    * @param flags - `IOMMU_DIRTY_NO_CLEAR` or 0
    * @param dirty - receives the dirty leaf ranges
    * @throws ErrnoError `EINVAL` for size 0, a range beyond `ias`, a format without dirty
-   *   tracking, or a hole (LPAE)
+   *   tracking (`EOPNOTSUPP` for the generic_pt formats without it, such as x86-64), or a hole
+   *   (LPAE)
    */
   readAndClearDirty(iova: IoAddr, size: number, flags: number, dirty: IommuDirtyBitmap): void;
 
@@ -117,7 +118,9 @@ class IoPgtable implements IoPgtableOps {
   readonly walker: PtWalker;
   private readonly vaLimit: number;
   private readonly oaLimit: number;
+  private readonly oaLimitBig: bigint;
   private readonly upper: 'zero' | 'ones' | 'sign';
+  private readonly zeroUpper: boolean;
   private readonly vaBits: number;
   freed = false;
 
@@ -137,15 +140,20 @@ class IoPgtable implements IoPgtableOps {
     this.vaBits = inst.vaBits;
     this.vaLimit = 2 ** inst.vaBits;
     this.oaLimit = 2 ** inst.oaBits;
+    this.oaLimitBig = 1n << BigInt(inst.oaBits);
     this.upper = inst.upperIova;
+    this.zeroUpper = inst.upperIova === 'zero';
     if (this.upper === 'ones') this.walker.iovaBase = TWO64 - this.vaLimit;
   }
 
   /** IOVA → offset, or -1 when the upper bits are wrong. Sets the walker's iovaBase for 'sign'. */
   private offsetOf(iova: IoAddr): number {
     if (typeof iova === 'number') {
-      if (this.upper === 'zero' || (this.upper === 'sign' && iova < this.vaLimit / 2)) {
-        if (iova >= 0 && iova < this.vaLimit && Number.isInteger(iova)) {
+      if (this.upper === 'zero') {
+        return iova >= 0 && iova < this.vaLimit && Number.isInteger(iova) ? iova : -1;
+      }
+      if (this.upper === 'sign' && iova < this.vaLimit / 2) {
+        if (iova >= 0 && Number.isInteger(iova)) {
           this.walker.iovaBase = 0;
           return iova;
         }
@@ -172,36 +180,113 @@ class IoPgtable implements IoPgtableOps {
   }
 
   mapPages(iova: IoAddr, paddr: IoAddr, pgsize: number, pgcount: number, prot: number): number {
+    // Fast path: number addresses, zero upper bits, everything in range and aligned. Integers
+    // below 2^53 are exact doubles, so the low 32 bits decide alignment to at most 1 GiB.
+    if (typeof iova === 'number' && typeof paddr === 'number' && this.zeroUpper) {
+      const w = this.walker;
+      const lg = w.sizeLg2Of(pgsize);
+      const m = pgsize - 1;
+      const len = pgsize * pgcount;
+      if (
+        lg >= 0 &&
+        lg <= 30 &&
+        pgcount >= 1 &&
+        (pgcount | 0) === pgcount &&
+        iova >= 0 &&
+        paddr >= 0 &&
+        iova + len <= this.vaLimit &&
+        paddr + len <= this.oaLimit &&
+        ((iova >>> 0) & m) === 0 &&
+        ((paddr >>> 0) & m) === 0 &&
+        Math.floor(iova) === iova &&
+        Math.floor(paddr) === paddr
+      ) {
+        w.staged[0] = iova;
+        w.staged[1] = paddr;
+        if (pgcount === 1) {
+          const done = w.mapOneStaged(lg, prot);
+          if (done > 0) return done;
+        }
+        return w.mapStaged(lg, pgcount, prot);
+      }
+    }
+    return this.mapPagesChecked(iova, paddr, pgsize, pgcount, prot);
+  }
+
+  /** mapPages with every check in Linux's order (the errors' path, bigints, other upper-bit rules). */
+  private mapPagesChecked(
+    iova: IoAddr,
+    paddr: IoAddr,
+    pgsize: number,
+    pgcount: number,
+    prot: number,
+  ): number {
     const w = this.walker;
     const lg = w.sizeLg2Of(pgsize);
     if (lg < 0) throw new IoPgtableMapError('EINVAL', 0, `page size ${pgsize} not supported`);
     const off = this.offsetOf(iova);
     const pa =
-      typeof paddr === 'number' ? paddr : paddr < BigInt(this.oaLimit) && paddr >= 0n ? Number(paddr) : -1;
+      typeof paddr === 'number' ? paddr : paddr < this.oaLimitBig && paddr >= 0n ? Number(paddr) : -1;
     if (off < 0 || !(pa >= 0 && pa < this.oaLimit))
       throw new IoPgtableMapError('ERANGE', 0, 'IOVA or paddr out of range');
     if (!(pgcount >= 1) || !Number.isInteger(pgcount))
       throw new IoPgtableMapError('EINVAL', 0, 'bad page count');
-    if (off % pgsize !== 0 || pa % pgsize !== 0)
+    if (!isAligned(off, pgsize, lg) || !isAligned(pa, pgsize, lg))
       throw new IoPgtableMapError('EINVAL', 0, 'iova or paddr not aligned to pgsize');
-    if (pa + pgsize * pgcount > this.oaLimit || off + pgsize * pgcount > this.vaLimit) {
+    const len = pgsize * pgcount;
+    if (pa + len > this.oaLimit || off + len > this.vaLimit) {
       throw new IoPgtableMapError('ERANGE', 0, 'range runs past the address size');
     }
-    return w.map(off, pa, lg, pgcount, prot);
+    w.staged[0] = off;
+    w.staged[1] = pa;
+    return w.mapStaged(lg, pgcount, prot);
   }
 
   unmapPages(iova: IoAddr, pgsize: number, pgcount: number, gather: IommuIotlbGather | null): number {
+    // Fast path as in mapPages.
+    if (typeof iova === 'number' && this.zeroUpper) {
+      const w = this.walker;
+      const lg = w.sizeLg2Of(pgsize);
+      if (
+        lg >= 0 &&
+        lg <= 30 &&
+        pgcount >= 1 &&
+        iova >= 0 &&
+        iova + pgsize * pgcount <= this.vaLimit &&
+        ((iova >>> 0) & (pgsize - 1)) === 0 &&
+        Math.floor(iova) === iova
+      ) {
+        w.staged[0] = iova;
+        if (pgcount === 1) {
+          const done = w.unmapOneStaged(lg, gather);
+          if (done > 0) return done;
+        }
+        return w.unmapStaged(lg, pgcount, gather);
+      }
+    }
+    return this.unmapPagesChecked(iova, pgsize, pgcount, gather);
+  }
+
+  /** unmapPages with every check (bigints, other upper-bit rules, clamping at the end of the space). */
+  private unmapPagesChecked(
+    iova: IoAddr,
+    pgsize: number,
+    pgcount: number,
+    gather: IommuIotlbGather | null,
+  ): number {
     const w = this.walker;
     const lg = w.sizeLg2Of(pgsize);
     if (lg < 0 || !(pgcount >= 1)) return 0;
     const off = this.offsetOf(iova);
-    if (off < 0 || off % pgsize !== 0) return 0;
-    const max = (this.vaLimit - off) / pgsize;
-    return w.unmap(off, lg, Math.min(pgcount, max), gather);
+    if (off < 0 || !isAligned(off, pgsize, lg)) return 0;
+    // No further than the end of the input address space.
+    const count = off + pgcount * pgsize > this.vaLimit ? (this.vaLimit - off) / pgsize : pgcount;
+    w.staged[0] = off;
+    return w.unmapStaged(lg, count, gather);
   }
 
   iovaToPhys(iova: IoAddr): number {
-    if (typeof iova === 'number' && this.upper === 'zero') {
+    if (typeof iova === 'number' && this.zeroUpper) {
       if (iova >= 0 && iova < this.vaLimit && Number.isInteger(iova)) {
         const r = this.walker.lookup(iova);
         return Math.max(r, 0);
@@ -231,6 +316,15 @@ class IoPgtable implements IoPgtableOps {
     if (off < 0) return [];
     return this.walker.walkEntries(off).map(([lo, hi]) => BigInt(hi) * BigInt(TWO32) + BigInt(lo));
   }
+}
+
+/**
+ * Whether `x` (a non-negative number) is a multiple of `size = 2^lg`. Integers below 2^53 are
+ * exact doubles, so for sizes up to 1 GiB the low 32 bits decide, without a float remainder.
+ */
+function isAligned(x: number, size: number, lg: number): boolean {
+  if (lg <= 30) return ((x >>> 0) & (size - 1)) === 0 && Number.isInteger(x);
+  return x % size === 0;
 }
 
 const FORMATS: ReadonlyMap<number, IoPgtableFormat> = new Map<number, IoPgtableFormat>([

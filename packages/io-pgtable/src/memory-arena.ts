@@ -8,6 +8,8 @@ import type { PageTableMemory, TableView } from './memory.js';
 const CHUNK_SHIFT = 20;
 const CHUNK_BYTES = 1 << CHUNK_SHIFT;
 const CHUNK_MASK = CHUNK_BYTES - 1;
+/** 1 / CHUNK_BYTES, exact: a chunk index is a multiplication and a truncation, no division. */
+const CHUNK_INV = 2 ** -CHUNK_SHIFT;
 const MIN_ALLOC = 8;
 const MAX_ALLOC = CHUNK_BYTES;
 
@@ -132,7 +134,7 @@ export class InMemoryPageTableMemory implements PageTableMemory {
 
   /** {@inheritDoc PageTableMemory.tableWords} */
   tableWords(pa: number): Uint32Array {
-    const c = this.chunks[((pa - this.base) / CHUNK_BYTES) | 0];
+    const c = this.chunks[((pa - this.base) * CHUNK_INV) | 0];
     if (c === undefined) throw new RangeError(`address 0x${pa.toString(16)} is outside the arena`);
     return c;
   }

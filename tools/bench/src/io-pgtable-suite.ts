@@ -21,6 +21,7 @@ import {
   vtdSlFormat,
 } from '@iommu-ts/io-pgtable';
 import { machineInfo } from './machine.js';
+import { parseBenchOptions } from './options.js';
 
 const PAGE = 4096;
 const BATCH = 512;
@@ -39,18 +40,8 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const opts: Options = { pages: 1 << 18, rounds: 5, seed: 20_251_121 };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    const v = Number(args[++i]);
-    if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`${a} needs a positive integer`);
-    if (a === '--pages') opts.pages = v;
-    else if (a === '--rounds') opts.rounds = v;
-    else if (a === '--seed') opts.seed = v;
-    else throw new Error(`unknown option ${a}; options: --pages N, --rounds R, --seed S`);
-  }
-  opts.pages = Math.ceil(opts.pages / BATCH) * BATCH;
-  return opts;
+  const opts = parseBenchOptions(args, { pages: 1 << 18, rounds: 5, seed: 20_251_121 });
+  return { ...opts, pages: Math.ceil(opts.pages / BATCH) * BATCH };
 }
 
 /** One implementation under test, behind a common shape. */
@@ -255,11 +246,13 @@ export async function runIoPgtableSuite(args: string[]): Promise<void> {
       'map/unmap through the public ops (number IOVAs), tlbAddPage recording into a gather. ' +
       'bytes per page: table memory (io-pgtable) or heap growth (Map, needs --expose-gc to be exact).',
   );
+  const machine = machineInfo();
+  console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
   const outFile = join(dirname(fileURLToPath(import.meta.url)), '..', 'results', 'io-pgtable.json');
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(
     outFile,
-    `${JSON.stringify({ suite: 'io-pgtable', date: new Date().toISOString(), machine: machineInfo(), options: opts, linuxNs: LINUX_NS, results: Object.fromEntries(results) }, null, 2)}\n`,
+    `${JSON.stringify({ suite: 'io-pgtable', date: new Date().toISOString(), machine, options: opts, linuxNs: LINUX_NS, results: Object.fromEntries(results) }, null, 2)}\n`,
   );
   console.log(`results written to ${outFile}`);
 }

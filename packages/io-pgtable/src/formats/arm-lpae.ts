@@ -306,6 +306,18 @@ function setupLpae(kind: LpaeKind, cfg: IoPgtableCfg): PtFormatInstance {
     granule,
     policy: LPAE_POLICY,
     ...(kind.stage === 1 && kind.bits === 64 ? { dirty: LPAE_DIRTY } : {}),
+    // 4K/16K granules: the address is plain bits 47:12; the 64K granule moves PA bits 51:48.
+    ...(is64k
+      ? {}
+      : {
+          fastCodec: {
+            kindBitsLo: 0x3,
+            tableAddrLo: 0xfffff000,
+            tableAddrHi: 0xffff,
+            leafAddrLo: levels.map(() => 0xfffff000),
+            leafAddrHi: levels.map(() => 0xffff),
+          },
+        }),
     classify(lo, hi, depth) {
       if (lo === 0 && hi === 0) return PtEntryKind.EMPTY;
       const type = lo & 3;
@@ -321,14 +333,17 @@ function setupLpae(kind: LpaeKind, cfg: IoPgtableCfg): PtFormatInstance {
       return { lo: t.lo | (depth === last ? ArmLpaePte.TYPE_PAGE : ArmLpaePte.TYPE_BLOCK), hi: t.hi };
     },
     writeLeaves(words, wi, pa, _depth, sizeLg2, count, t) {
-      const size = 2 ** sizeLg2;
+      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
       const tlo = t.lo;
       const thi = t.hi;
-      if (!is64k && pa + count * size <= TWO32) {
-        // Fast path: the whole run is below 4 GiB.
-        for (let k = 0; k < count; k++) {
-          words[wi + 2 * k] = tlo | (pa + k * size);
-          words[wi + 2 * k + 1] = thi;
+      if (!is64k && sizeLg2 < 31 && pa + count * size <= TWO32) {
+        // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
+        let a = pa | 0;
+        const end = wi + 2 * count;
+        for (let w = wi; w < end; w += 2) {
+          words[w] = tlo | a;
+          words[w + 1] = thi;
+          a = (a + size) | 0;
         }
         return;
       }

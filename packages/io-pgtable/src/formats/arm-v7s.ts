@@ -7,33 +7,27 @@
  * page-by-page map/unmap, `tlb_add_page` once per cleared leaf slot even without a gather, and
  * `tlb_flush_walk(iova, 1M, 4K)` when a level-2 table is removed.
  *
- * Interface notes for the core (what v7s needs from `format.ts` / `walker.ts` / `io-pgtable.ts`
- * beyond what they offer today; the tests marked `it.fails` in arm-v7s.test.ts flip when done):
+ * How the core covers what v7s needs (formerly open interface notes, all resolved):
  *
- * 1. Contiguous-size unmap, slot by slot (new `PtPolicy` flag, e.g. `unmapContigAsSlots`, or
- *    simply whenever a page size spans more than one entry): Linux's `__arm_v7s_unmap` with
- *    num_entries = 16 first requires all 16 target slots to be non-empty (else returns 0 and touches
- *    nothing), does no "partial" check (so 64K over 16 small pages, or 16M over sections and
- *    level-2 tables, succeeds), clears all 16, then in slot order: a table slot gets
- *    `tlbFlushWalk(iova + i·slot, slot, 4K)` and its table freed, a leaf slot gets
- *    `tlbAddPage(gather, iova + i·slot, slot)` (slot = 4K or 1M). The walker today looks at slot 0
- *    only, calls `tlbAddPage` once with 64K/16M, and for 16M would clear table slots 1–15 without
- *    freeing their tables (leak).
- * 2. Map over tables under a supersection: Linux flushes each removed table as
- *    `tlbFlushWalk(iova + i·1M, 1M, 4K)`; the walker passes `(iova, 16M, 4K)` for every one. Using
- *    the slot's own offset and `2^level.shift` is correct for every format (others have no runs).
+ * 1. Contiguous-size unmap, slot by slot: a walker rule for every page size spanning several
+ *    entries (see format.ts). As Linux's `__arm_v7s_unmap` with num_entries = 16: all 16 target
+ *    slots must be valid (else 0, nothing touched); no partial check (64K over 16 small pages, or
+ *    16M over sections and level-2 tables, succeeds); all 16 are cleared, then in slot order a
+ *    table slot gets `tlbFlushWalk(iova + i·slot, slot, 4K)` and its table is freed, a leaf slot
+ *    gets `tlbAddPage(gather, iova + i·slot, slot)` unless the gather is queued (even when null).
+ * 2. Map over tables under a supersection: each removed table is flushed with its own slot,
+ *    `tlbFlushWalk(iova + i·1M, 1M, 4K)` (the walker does this for every format).
  * 3. Single-slot partial unmap (4K of a large page, 1M of a supersection, anything inside a
- *    section) already returns 0 through the walker's `leafSizeLg2` check: keep that.
- * 4. Table placement: Linux fails (`-ENOMEM` on map, NULL on alloc) when a table's PA does not fit
- *    in 32 bits (or, with `ARM_MTK_TTBR_EXT`, is not below 2^oas). Proposed:
- *    `PtFormatInstance.maxTablePa?: number` (exclusive), checked by the walker right after
- *    `allocTable` (free it and fail as an allocation failure). The arena's default base (1 GiB)
- *    keeps this moot for the in-memory backend.
- * 5. Registration: `io-pgtable.ts` should list `armV7sFormat` in its format table so that
- *    `allocIoPgtableOps(IoPgtableFmt.ARM_V7S, …)` works, and `index.ts` should export
- *    `armV7sFormat` plus the pure helpers of arm-v7s-pte.ts / arm-v7s-regs.ts.
+ *    section) returns 0 through the walker's `leafSizeLg2` check.
+ * 4. Table placement: `maxTablePa` is 2^32, or 2^oas with `ARM_MTK_TTBR_EXT`; the walker checks it
+ *    right after `allocTable` (map: the table is freed again and the map fails with `ENOMEM`;
+ *    allocation: null).
+ * 5. Registration: `allocIoPgtableOps(IoPgtableFmt.ARM_V7S, …)` works; `index.ts` exports the
+ *    format and the pure helpers of arm-v7s-pte.ts / arm-v7s-regs.ts.
  * 6. Custom allocator: Linux v7s lacks `IO_PGTABLE_CAP_CUSTOM_ALLOCATOR`; here `cfg.memory` stands
  *    for the kernel's page allocator too, so it is accepted.
+ * 7. Warnings: v7s does not accept quirk NO_WARN (as Linux), so `cfg.warn` always hears about
+ *    EEXIST, invalid unmap slots and partial unmaps.
  */
 
 import { ErrnoError } from '@iommu-ts/base';
@@ -48,6 +42,7 @@ import {
   type PtLevel,
   type PtPolicy,
 } from '../format.js';
+import { IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT } from '../quirks.js';
 import {
   type ArmV7sLevel,
   armV7sMakeTable,
@@ -131,6 +126,8 @@ function setupArmV7s(cfg: IoPgtableCfg): PtFormatInstance {
     // Linux passes ARM_V7S_BLOCK_SIZE(2) to tlb_flush_walk whatever the bitmap holds.
     granule: 0x1000,
     policy: ARM_V7S_POLICY,
+    // Table addresses must fit the table descriptor: 32 bits, or below 2^oas with MTK_TTBR_EXT.
+    maxTablePa: quirks & IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT ? 2 ** cfg.oas : 2 ** 32,
 
     classify(lo: number, _hi: number, depth: number): PtEntryKind {
       const type = lo & 0x3;
@@ -164,8 +161,8 @@ function setupArmV7s(cfg: IoPgtableCfg): PtFormatInstance {
       t: PtLeafTemplate,
     ): void {
       const level = levelOf(depth);
-      const per = 2 ** (sizeLg2 - (level === 1 ? 20 : 12));
-      const size = 2 ** sizeLg2;
+      const per = 1 << (sizeLg2 - (level === 1 ? 20 : 12));
+      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
       let w = wi;
       for (let n = 0; n < count; n++) {
         const pte = (t.lo | armV7sPaddrToPte(pa + n * size, level, quirks)) >>> 0;

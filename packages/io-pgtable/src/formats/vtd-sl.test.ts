@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { IoPgtableCfg } from '../cfg.js';
 import { IoPgtableFmt, PtEntryKind } from '../format.js';
 import { IommuIotlbGather } from '../gather.js';
-import { freeIoPgtableOps } from '../io-pgtable.js';
+import { allocIoPgtableOps, freeIoPgtableOps } from '../io-pgtable.js';
 import {
   IOMMU_CACHE,
   IOMMU_DIRTY_NO_CLEAR,
@@ -86,6 +86,28 @@ describe('vtdSlFormat.setup', () => {
     expect(f.levels.length).toBe(5);
     expect(f.levels[0]?.indexBits).toBe(0);
     expect(f.vaBits).toBe(48);
+  });
+
+  it('cfg.levels fixes the depth through the format number (SAGAW), lowering ias to fit', () => {
+    for (const [ias, levels, wantIas, aw] of [
+      [48, 5, 48, 3],
+      [48, 3, 39, 1],
+      [39, 4, 39, 2],
+      [57, 4, 48, 2],
+    ] as const) {
+      const cfg = cfgOf({ ias, levels });
+      const ops = allocIoPgtableOps(IoPgtableFmt.VTD_SS, cfg, null);
+      expect(ops?.instance.levels.length).toBe(levels);
+      expect(cfg.ias).toBe(wantIas);
+      expect(cfg.rootCfg).toEqual({ rootPa: BigInt(ops?.walker.rootPa ?? -1), levels, aw });
+      ops?.mapPages(2 ** wantIas - SZ_2M, 0x4000_0000, SZ_2M, 1, IOMMU_READ);
+      expect(ops?.iovaToPhys(2 ** wantIas - 1)).toBe(0x4000_0000 + SZ_2M - 1);
+      expect(ops?.pgtableWalk(2 ** wantIas - 1).length).toBe(levels - 1);
+    }
+    for (const levels of [2, 6, 3.5]) {
+      expect(allocIoPgtableOps(IoPgtableFmt.VTD_SS, cfgOf({ levels }), null)).toBeNull();
+    }
+    expect(allocIoPgtableOps(createVtdSlFormat({ levels: 3 }), cfgOf({ levels: 4 }), null)).toBeNull();
   });
 
   it('refuses what it cannot build', () => {

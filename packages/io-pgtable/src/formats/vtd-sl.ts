@@ -3,12 +3,12 @@
  * by drivers/iommu/intel/iommu.c; legacy `dma_pte` helpers in drivers/iommu/intel/iommu.h), 3, 4
  * or 5 levels, as an {@link IoPgtableFormat} for the io_pgtable_ops-style API.
  *
- * NOTES FOR THE CORE (interface needs; see also x86-64.ts):
+ * Notes on the core's support (see also x86-64.ts):
  * 1. Depth: derived from `cfg.ias` like `width_to_agaw` (≤ 39 → 3 levels, ≤ 48 → 4, else 5; ias
  *    clamped to 57, `EINVAL` below 32). The Intel driver instead takes the depth from CAP.SAGAW
- *    and may build a deeper table than the width needs; use {@link createVtdSlFormat} `{ levels }`
- *    (see {@link vtdSlGeometryFromCaps}). Needs `allocIoPgtableOps` to accept a format object, or a
- *    `cfg.levels?: number` input.
+ *    and may build a deeper table than the width needs: pass `cfg.levels` (3, 4 or 5, see
+ *    {@link vtdSlGeometryFromCaps}; other values make allocation fail) with the format number, or a
+ *    format object from {@link createVtdSlFormat} `{ levels }`.
  * 2. Force snoop (SNP on every leaf, feature VTDSS_FORCE_COHERENCE) and force writeable (refuse
  *    read-only maps, VTDSS_FORCE_WRITEABLE) are domain settings, not prot bits, so they come from
  *    {@link VtdSlFormatOptions}, kept by reference and read whenever a leaf template is computed.
@@ -49,6 +49,7 @@ import {
   vtdSlProtToAttrs,
 } from './vtd-sl-bits.js';
 import {
+  x86PtPickLevels as pickLevels,
   X86_PT_ADDR_HI_MASK,
   X86_PT_ADDR_LO_MASK,
   X86_PT_MAX_LEAF_LEVEL,
@@ -56,6 +57,7 @@ import {
   x86PtDecodeOa,
   x86PtNarrowOas,
   x86PtNarrowPgsize,
+  x86PtOaMasks,
 } from './x86-common.js';
 
 /**
@@ -119,7 +121,12 @@ export function createVtdSlFormat(options: VtdSlFormatOptions = {}): IoPgtableFo
       if (!Number.isInteger(cfg.ias) || cfg.ias < 32) {
         throw new ErrnoError('EINVAL', `VT-d second stage: input size ${cfg.ias} is below 32 bits`);
       }
-      const levelsCount: 3 | 4 | 5 = options.levels ?? (cfg.ias <= 39 ? 3 : cfg.ias <= 48 ? 4 : 5);
+      const levelsCount = pickLevels(
+        options.levels,
+        cfg.levels,
+        [3, 4, 5] as const,
+        cfg.ias <= 39 ? 3 : cfg.ias <= 48 ? 4 : 5,
+      );
       const ias = Math.min(cfg.ias, vtdAgawToWidth(levelsCount - 2));
       const oas = x86PtNarrowOas(cfg.oas);
       const pgsize = x86PtNarrowPgsize(cfg.pgsizeBitmap, oas);
@@ -165,6 +172,13 @@ function makeInstance(
     upperIova: 'zero',
     pgsizeBitmap,
     granule: 4096,
+    fastCodec: {
+      kindBitsLo: VTD_SL_PTE_PS,
+      tableAddrLo: X86_PT_ADDR_LO_MASK,
+      tableAddrHi: X86_PT_ADDR_HI_MASK,
+      leafAddrLo: levelOf.map((level) => x86PtOaMasks(level).lo),
+      leafAddrHi: levelOf.map((level) => x86PtOaMasks(level).hi),
+    },
     policy: VTD_SL_POLICY,
     dirty: VTD_SL_DIRTY_OPS,
     classify,
@@ -188,7 +202,19 @@ function makeInstance(
       t: PtLeafTemplate,
     ): void {
       const lo = t.lo | ((levelOf[depth] ?? 0) > 0 ? VTD_SL_PTE_PS : 0);
-      const size = 2 ** sizeLg2;
+      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
+      if (sizeLg2 < 31 && pa + count * size <= TWO_32) {
+        // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
+        let a = pa | 0;
+        const hi = t.hi;
+        const end = wi + 2 * count;
+        for (let w = wi; w < end; w += 2) {
+          words[w] = (a & X86_PT_ADDR_LO_MASK) | lo;
+          words[w + 1] = hi;
+          a = (a + size) | 0;
+        }
+        return;
+      }
       let addr = pa;
       for (let i = 0; i < count; i++, addr += size) {
         words[wi + 2 * i] = ((addr >>> 0) & X86_PT_ADDR_LO_MASK) | lo;

@@ -3,25 +3,21 @@
  * used by the Intel driver for VT-d first-stage tables and usable for x86 CPU page tables, as an
  * {@link IoPgtableFormat} for the io_pgtable_ops-style API.
  *
- * NOTES FOR THE CORE (interface needs; see also vtd-sl.ts):
- * 0. Wiring: register `x86_64Format` (fmt 16) and `vtdSlFormat` (fmt 17) in io-pgtable.ts's
- *    FORMATS map, and export from index.ts: `./formats/x86-common.js`, `./formats/x86-64-bits.js`,
- *    `./formats/x86-64.js`, `./formats/vtd-sl-bits.js`, `./formats/vtd-sl.js` (no name clashes).
+ * Notes on the core's support (see also vtd-sl.ts):
+ * 0. Wiring: registered as fmt 16 in io-pgtable.ts; exported from index.ts.
  * 1. Level count: derived from `cfg.ias` (≤ 48 → 4 levels, else 5; ias is clamped to 57 and must be
- *    ≥ 40). A driver that wants a fixed depth passes a format object from
- *    {@link createX86_64Format} `{ levels }` to `allocIoPgtableOps`; a `cfg.levels?: number` input
- *    would let fmt numbers do the same.
- * 2. Dirty tracking is not supported (no `dirty` ops). generic_pt answers `-EOPNOTSUPP` for this
- *    format, but the walker answers `EINVAL` for formats without `dirty`; a per-instance
- *    `dirtyUnsupportedErrno: 'EOPNOTSUPP'` (or EOPNOTSUPP for generic_pt formats) would match Linux.
+ *    ≥ 40), or fixed by `cfg.levels` (4 or 5; anything else makes allocation fail), or by a format
+ *    object from {@link createX86_64Format} `{ levels }` (a `cfg.levels` must then agree).
+ * 2. Dirty tracking is not supported (no `dirty` ops); `readAndClearDirty` fails with
+ *    `EOPNOTSUPP` as generic_pt does (`dirtyUnsupportedErrno`).
  * 3. Unmap of a range starting at a larger leaf's first byte: generic_pt removes the whole leaf and
- *    reports its full size (test_unmap_split); io-pgtable-arm refuses (returns 0). A policy flag
- *    (e.g. `partialLeafUnmap: 'refuse' | 'whole-leaf-at-start'`) would let these formats pick
- *    generic_pt's answer; without it the walker's io-pgtable behaviour applies (tested as such).
- * 4. `upperIova: 'sign'` relies on the ops layer stripping the sign-extended upper bits (done) and
- *    on walker offsets being exact: offsets above 2^53 (5-level upper half) are only exact at
- *    multiples of the double's ULP, so every walker entry point must receive page-aligned offsets
- *    (iovaToPhys already splits the low 12 bits off; mapPages/unmapPages need aligned IOVAs anyway;
+ *    reports its full size (test_unmap_split); io-pgtable-arm refuses (returns 0). The policy flag
+ *    `partialUnmap: 'whole-leaf-at-start'` would give generic_pt's answer; this format keeps the
+ *    walker's io-pgtable behaviour (tested as such).
+ * 4. `upperIova: 'sign'` relies on the ops layer stripping the sign-extended upper bits and on
+ *    walker offsets being exact: offsets above 2^53 (5-level upper half) are only exact at
+ *    multiples of the double's ULP, so every walker entry point receives page-aligned offsets
+ *    (iovaToPhys splits the low 12 bits off; mapPages/unmapPages need aligned IOVAs anyway;
  *    readAndClearDirty ranges should be aligned too).
  *
  * Behaviour choices where io-pgtable and generic_pt differ (stated in {@link X86_64_POLICY}): map
@@ -58,6 +54,7 @@ import {
   x86_64ProtToAttrs,
 } from './x86-64-bits.js';
 import {
+  x86PtPickLevels as pickLevels,
   X86_PT_ADDR_HI_MASK,
   X86_PT_ADDR_LO_MASK,
   X86_PT_MAX_LEAF_LEVEL,
@@ -65,6 +62,7 @@ import {
   x86PtDecodeOa,
   x86PtNarrowOas,
   x86PtNarrowPgsize,
+  x86PtOaMasks,
 } from './x86-common.js';
 
 /** Options of {@link createX86_64Format}. */
@@ -108,7 +106,7 @@ export function createX86_64Format(options: X86_64FormatOptions = {}): IoPgtable
       if (!Number.isInteger(cfg.ias) || cfg.ias < 40) {
         throw new ErrnoError('EINVAL', `x86-64: input size ${cfg.ias} is below 4-level paging's 40 bits`);
       }
-      const levelsCount: 4 | 5 = options.levels ?? (cfg.ias > 48 ? 5 : 4);
+      const levelsCount = pickLevels(options.levels, cfg.levels, [4, 5] as const, cfg.ias > 48 ? 5 : 4);
       const ias = Math.min(cfg.ias, levelsCount === 5 ? 57 : 48);
       const oas = x86PtNarrowOas(cfg.oas);
       const pgsize = x86PtNarrowPgsize(cfg.pgsizeBitmap, oas);
@@ -155,7 +153,15 @@ function makeInstance(
     upperIova: 'sign',
     pgsizeBitmap,
     granule: 4096,
+    fastCodec: {
+      kindBitsLo: X86_64_PTE_P | X86_64_PTE_PS,
+      tableAddrLo: X86_PT_ADDR_LO_MASK,
+      tableAddrHi: X86_PT_ADDR_HI_MASK,
+      leafAddrLo: levelOf.map((level) => x86PtOaMasks(level).lo),
+      leafAddrHi: levelOf.map((level) => x86PtOaMasks(level).hi),
+    },
     policy: X86_64_POLICY,
+    dirtyUnsupportedErrno: 'EOPNOTSUPP',
     classify,
     tablePa(lo: number, hi: number): number {
       return (hi & X86_PT_ADDR_HI_MASK) * TWO_32 + ((lo & X86_PT_ADDR_LO_MASK) >>> 0);
@@ -177,7 +183,19 @@ function makeInstance(
       t: PtLeafTemplate,
     ): void {
       const lo = t.lo | X86_64_PTE_P | ((levelOf[depth] ?? 0) > 0 ? X86_64_PTE_PS : 0);
-      const size = 2 ** sizeLg2;
+      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
+      if (sizeLg2 < 31 && pa + count * size <= TWO_32) {
+        // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
+        let a = pa | 0;
+        const hi = t.hi;
+        const end = wi + 2 * count;
+        for (let w = wi; w < end; w += 2) {
+          words[w] = (a & X86_PT_ADDR_LO_MASK) | lo;
+          words[w + 1] = hi;
+          a = (a + size) | 0;
+        }
+        return;
+      }
       let addr = pa;
       for (let i = 0; i < count; i++, addr += size) {
         words[wi + 2 * i] = ((addr >>> 0) & X86_PT_ADDR_LO_MASK) | lo;

@@ -121,6 +121,18 @@ export function x86PtDecodeOa(lo: number, hi: number, level: number): number {
 }
 
 /**
+ * The masks {@link x86PtDecodeOa} applies at `level`, for a format's fast codec.
+ * @param level - generic_pt level of the entry (0 for table pointers and 4 KiB leaves)
+ * @returns `lo`: the address mask within bits 31:0; `hi`: within bits 63:32
+ */
+export function x86PtOaMasks(level: number): X86PteBits {
+  const shift = x86PtLevelShift(level);
+  const lo = shift >= 32 ? 0 : (X86_PT_ADDR_LO_MASK & ~(2 ** shift - 1)) >>> 0;
+  const hi = shift > 32 ? X86_PT_ADDR_HI_MASK & ~(2 ** (shift - 32) - 1) : X86_PT_ADDR_HI_MASK;
+  return { lo, hi };
+}
+
+/**
  * Whether `pa` fits the address field: below 2^52 and 4 KiB aligned.
  * @param pa - a candidate physical address
  */
@@ -219,4 +231,30 @@ export function x86PtNarrowPgsize(requested: bigint, oasBits: number): bigint {
 export function x86PtNarrowOas(oas: number): number {
   if (!Number.isInteger(oas) || oas < 32) throw new ErrnoError('EINVAL', `unsupported output size ${oas}`);
   return Math.min(oas, X86_PT_MAX_OA_BITS);
+}
+
+/**
+ * The level count of an x86-64 or VT-d second-stage table: the format object's fixed choice, else
+ * `cfg.levels`, else the depth derived from `ias`.
+ * @param fixed - the format object's `levels` option, if any
+ * @param requested - `cfg.levels`, if any
+ * @param allowed - the counts the format supports
+ * @param derived - the count implied by `cfg.ias`
+ * @returns the count to build
+ * @throws ErrnoError EINVAL when `requested` is not among `allowed`, or differs from `fixed`
+ */
+export function x86PtPickLevels<const T extends number>(
+  fixed: T | undefined,
+  requested: number | undefined,
+  allowed: readonly T[],
+  derived: T,
+): T {
+  if (requested !== undefined) {
+    const ok = allowed.find((n) => n === requested);
+    if (ok === undefined) throw new ErrnoError('EINVAL', `unsupported level count ${requested}`);
+    if (fixed !== undefined && fixed !== ok)
+      throw new ErrnoError('EINVAL', `cfg.levels ${requested} contradicts the format's ${fixed} levels`);
+    return ok;
+  }
+  return fixed ?? derived;
 }
