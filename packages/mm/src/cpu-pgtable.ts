@@ -12,8 +12,11 @@
  * carry bits no IOMMU prot can express (arm64 DBM/`PTE_WRITE`, the software dirty bit 55,
  * `PTE_PROT_NONE`; x86 `_PAGE_PROTNONE`). Updating one PTE in place (COW, mprotect, access/dirty) uses
  * a cursor that remembers the last-level table of the last 2 MiB region visited, so repeated accesses
- * to one region do not re-walk. Table pages are freed when the address space is torn down
- * (`freeIoPgtableOps`), not at munmap (Linux's `free_pgtables` frees them earlier).
+ * to one region do not re-walk. Table pages below the top one are freed at munmap when no VMA
+ * overlaps the range they translate ({@link CpuPageTable.unhookTables}, as `free_pgtables` with the
+ * floor and ceiling of the neighbouring VMAs; unhooked, then freed after the walk-cache flush); the
+ * rest go when the address space is torn down
+ * (`freeIoPgtableOps`).
  */
 
 import { ErrnoError } from '@iommu-ts/base';
@@ -258,6 +261,23 @@ export function decodePte(arch: Arch, lo: number, hi: number, huge: boolean): Pt
  */
 export type CpuLeafVisitor = (va: number, huge: boolean, words: Uint32Array, wi: number) => void;
 
+/**
+ * What {@link CpuPageTable.unhookTables} freed, as the mmu_gather records it for the flush: the span
+ * `[start, end)` covering one page at the first address of every freed table's range, and the stride
+ * of the lowest level whose table entries were cleared (2 MiB when a last-level table was freed,
+ * 1 GiB when only PMD tables, 512 GiB when only PUD tables).
+ */
+export interface FreedTables {
+  /** Lowest range start of a freed table. */
+  readonly start: number;
+  /** Highest range start of a freed table + 4096. */
+  readonly end: number;
+  /** Flush stride: the size translated by one entry of the lowest level whose entries were cleared. */
+  readonly stride: number;
+  /** Physical addresses of the unhooked table pages, to free after the flush ({@link CpuPageTable.releaseTables}). */
+  readonly tables: readonly number[];
+}
+
 /** Depth (index into the format's levels) of 2 MiB leaves and of 4 KiB leaves in both formats. */
 export const PMD_DEPTH = 2;
 /** Depth of 4 KiB leaves. */
@@ -456,6 +476,94 @@ export class CpuPageTable {
       }
     };
     if (end > start) rec(this.rootWords, this.rootWi, 0, 0);
+  }
+
+  /**
+   * Whether the entry at `depth` that translates `va` is set (not `pXd_none`): a table, a leaf or a
+   * PROT_NONE entry. Descends through tables only; allocates nothing.
+   * @param va - user VA
+   * @param depth - 0 (top) … {@link PTE_DEPTH}
+   */
+  entryPresent(va: number, depth: number): boolean {
+    let words = this.rootWords;
+    let base = this.rootWi;
+    for (let d = 0; ; d++) {
+      const e = base + 2 * this.index(va, d);
+      const lo = words[e] as number;
+      const hi = words[e + 1] as number;
+      if (lo === 0 && hi === 0) return false;
+      if (d === depth) return true;
+      if (d >= PTE_DEPTH || this.inst.classify(lo, hi, d) !== PtEntryKind.TABLE) return false;
+      const pa = this.inst.tablePa(lo, hi, d);
+      words = this.memory.tableWords(pa);
+      base = this.memory.tableWordIndex(pa);
+    }
+  }
+
+  /**
+   * Unhook the table pages below the top one that translate part of `[start, end)` and whose whole
+   * range lies inside `[floor, ceiling)` (`free_pgd_range`): a last-level table when its 2 MiB are
+   * free, a PMD table when its 1 GiB is, a PUD table when its 512 GiB are. The caller guarantees that
+   * no VMA overlaps `[floor, ceiling)` any more and that the leaves in it are cleared; a table that
+   * still holds an entry is kept regardless. The entries pointing at the tables are cleared at once
+   * (no walk reaches them any more); the pages themselves stay allocated until
+   * {@link CpuPageTable.releaseTables}, which the caller calls after flushing the walk caches over the
+   * result's span, as `tlb_remove_table` frees them only after the invalidation.
+   * @param start - first byte of the unmapped range
+   * @param end - one past its last byte
+   * @param floor - end of the VMA below (0 when none)
+   * @param ceiling - start of the VMA above (2^48 when none)
+   * @returns the span and stride to flush and the pages to free, or null when nothing was unhooked
+   */
+  unhookTables(start: number, end: number, floor: number, ceiling: number): FreedTables | null {
+    if (end <= start) return null;
+    let lo = Number.POSITIVE_INFINITY;
+    let hi = 0;
+    let stride = Number.POSITIVE_INFINITY;
+    const tables: number[] = [];
+    const isEmpty = (words: Uint32Array, base: number): boolean => {
+      for (let i = 0; i < 1024; i++) if (words[base + i] !== 0) return false;
+      return true;
+    };
+    const rec = (words: Uint32Array, base: number, d: number, tableVa: number): void => {
+      const size = 2 ** (this.shifts[d] as number);
+      const first = Math.max(0, Math.floor((start - tableVa) / size));
+      const last = Math.min(511, Math.floor((end - 1 - tableVa) / size));
+      for (let i = first; i <= last; i++) {
+        const e = base + 2 * i;
+        const elo = words[e] as number;
+        const ehi = words[e + 1] as number;
+        if ((elo === 0 && ehi === 0) || d >= PTE_DEPTH) continue;
+        if (this.inst.classify(elo, ehi, d) !== PtEntryKind.TABLE) continue;
+        const va = tableVa + i * size;
+        const pa = this.inst.tablePa(elo, ehi, d);
+        const cw = this.memory.tableWords(pa);
+        const cb = this.memory.tableWordIndex(pa);
+        rec(cw, cb, d + 1, va);
+        if (va < floor || va + size > ceiling || !isEmpty(cw, cb)) continue;
+        words[e] = 0;
+        words[e + 1] = 0;
+        tables.push(pa);
+        if (va < lo) lo = va;
+        if (va + 4096 > hi) hi = va + 4096;
+        if (size < stride) stride = size;
+      }
+    };
+    rec(this.rootWords, this.rootWi, 0, 0);
+    if (tables.length === 0) return null;
+    this.cacheKey = -1;
+    return { start: lo, end: hi, stride, tables };
+  }
+
+  /**
+   * Free table pages unhooked by {@link CpuPageTable.unhookTables} (after the TLB flush).
+   * @param tables - their physical addresses
+   */
+  releaseTables(tables: readonly number[]): void {
+    for (const pa of tables) {
+      this.memory.freeTable(pa, 4096);
+      this.tablePages--;
+    }
   }
 
   /** Free every table (`free_pgd_range` + `pgd_free`); the tables must map nothing any CPU still uses. */

@@ -19,12 +19,13 @@ import { newAnonVma, Vma } from './vma.js';
  *
  * @remarks
  * Shared VMAs are copied without PTEs (the child faults them in from the shared object). Private
- * VMAs that have anonymous pages are copied PTE by PTE under an `MMU_NOTIFY_PROTECTION_PAGE` range on
- * the parent: each page gains a map count and a reference, and both parent and child PTEs are
- * write-protected (the child's is also made old); a page pinned for DMA (`pinCount > 0`) is instead
- * copied for the child at once (`page_needs_cow_for_dma`), leaving the parent's pinned page writable.
- * After all VMAs the parent's TLB is flushed once (`flush_tlb_mm`). `pinned_vm` and `locked_vm`
- * start at 0 in the child.
+ * VMAs that have anonymous pages are copied PTE by PTE under an `MMU_NOTIFY_PROTECTION_PAGE` range
+ * over the whole VMA on the parent (hugetlb VMAs: `MMU_NOTIFY_CLEAR`, as `copy_hugetlb_page_range`):
+ * each page gains a map count and a reference, and both parent and child PTEs are write-protected
+ * (the child's is also made old); a page pinned for DMA (`pinCount > 0`) is instead copied for the
+ * child at once (`page_needs_cow_for_dma`), leaving the parent's pinned page writable. After all
+ * VMAs the parent's TLB is flushed once (`flush_tlb_mm`), unconditionally as `dup_mmap` does, also
+ * when the copy fails. `pinned_vm` and `locked_vm` start at 0 in the child.
  * @param old - the parent's mm
  * @param owner - the child task (or null; the child's constructor adopts the mm)
  * @returns the child's mm
@@ -34,7 +35,6 @@ export function dupMm(old: Mm, owner: Process | null): Mm {
   const mm = new Mm(old.machine, old.arch, owner);
   const machine = old.machine;
   const mem = machine.memory;
-  let anyCow = false;
   try {
     for (const v of old.vmas) {
       const nv = new Vma(
@@ -48,8 +48,9 @@ export function dupMm(old: Mm, owner: Process | null): Mm {
       if (v.shared !== null) v.shared.vmaRefs++;
       mm.vmas.push(nv);
       if (v.shared !== null || v.anonVma === null) continue;
-      anyCow = true;
-      const range = mmuNotifierInvalidateRangeStart(old, MmuNotifyEvent.PROTECTION_PAGE, v.start, v.end);
+      // copy_page_range: PROTECTION_PAGE over the VMA; hugetlb (copy_hugetlb_page_range) uses CLEAR.
+      const event = v.huge ? MmuNotifyEvent.CLEAR : MmuNotifyEvent.PROTECTION_PAGE;
+      const range = mmuNotifierInvalidateRangeStart(old, event, v.start, v.end);
       try {
         old.pgtable.forEachLeaf(v.start, v.end, (va, huge, words, wi) => {
           const st = decodePte(old.arch, words[wi] as number, words[wi + 1] as number, huge);
@@ -80,10 +81,12 @@ export function dupMm(old: Mm, owner: Process | null): Mm {
       }
     }
   } catch (err) {
-    if (anyCow) old.flushTlbMm();
+    old.flushTlbMm();
     mm.mmput();
     throw err;
   }
-  if (anyCow) old.flushTlbMm();
+  // dup_mmap: one flush_tlb_mm of the parent after every VMA, whether or not anything was
+  // write-protected (and on failure too, before the partial child is torn down).
+  old.flushTlbMm();
   return mm;
 }

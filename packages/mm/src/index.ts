@@ -23,6 +23,7 @@ export {
   CpuPageTable,
   decodePte,
   encodePte,
+  type FreedTables,
   PMD_DEPTH,
   PTE_DEPTH,
   type PteState,

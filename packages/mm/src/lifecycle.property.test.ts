@@ -176,14 +176,15 @@ describe.each(['arm64', 'x86_64'] as const)('%s: balanced counts under random se
           expect(checkRefcounts(m, procs, pinCounts)).toEqual([]);
         }
         function unpin(pin: Pin): void {
+          // Heads first: the last unpin of a huge page frees it, and a freed block has no compound head.
+          const heads = pin.pages.map((pa) => m.memory.compoundHead(pa));
           pin.owner.unpinUserPages(pin.pages, true);
           decUserLockedVm(pin.owner, pin.pages.length);
           if (!pin.mm.dead) {
             accountLockedVm(pin.mm, pin.pages.length, false, pin.owner);
             addPinnedVm(pin.mm, -pin.pages.length);
           }
-          for (const pa of pin.pages) {
-            const h = m.memory.compoundHead(pa);
+          for (const h of heads) {
             const n = (pinCounts.get(h) ?? 0) - 1;
             if (n === 0) pinCounts.delete(h);
             else pinCounts.set(h, n);

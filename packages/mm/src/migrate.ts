@@ -8,7 +8,9 @@
  * Error style: throws `ErrnoError`. Only pages mapped by exactly one PTE of a private mapping are
  * handled (no reverse-map walk across address spaces): a COW-shared page or a shared-anonymous page
  * gives `EBUSY`. A pinned page (`pinCount > 0`) or one with extra references gives `EAGAIN`, as
- * `folio_migrate_mapping` fails on an unexpected reference count.
+ * `folio_migrate_mapping` fails on an unexpected reference count. The flush is immediate, inside
+ * the notifier range (`ptep_clear_flush`); reclaim's batched, deferred flush (`TTU_BATCH_FLUSH`,
+ * `try_to_unmap_flush`) is not modelled.
  */
 
 import { ErrnoError } from '@iommu-ts/base';

@@ -11,6 +11,7 @@ import {
   type Arm64TranslationFacts,
   CpuPageTable,
   decodePte,
+  type FreedTables,
   taskSize,
 } from './cpu-pgtable.js';
 import type { Machine } from './machine.js';
@@ -312,15 +313,17 @@ export class Mm {
   // ---- TLB maintenance ----
 
   /**
-   * Flush the CPU TLBs for `[start, end)` (`flush_tlb_range`): on arm64 the TLBIs are published on the
-   * machine's `TlbBroadcast` with this mm's ASID (a whole-ASID flush above `MAX_DVM_OPS` strides, with
-   * a secondary invalidation of everything, as `flush_tlb_mm`); then every subscription's
-   * `archInvalidateSecondaryTlbs(start, end)` (rounded to the stride). Internal.
+   * Flush the CPU TLBs for `[start, end)` (`__flush_tlb_range`, as the mmu_gather's `tlb_flush` calls
+   * it): on arm64 the TLBIs are published on the machine's `TlbBroadcast` with this mm's ASID (a
+   * whole-ASID flush above `MAX_DVM_OPS` strides, with a secondary invalidation of everything, as
+   * `flush_tlb_mm`); then every subscription's `archInvalidateSecondaryTlbs(start, end)` (rounded to
+   * the stride). Internal.
    * @param start - first byte
    * @param end - one past the last byte
-   * @param stride - 4096 or 2 MiB
+   * @param stride - 4096, 2 MiB, or the size an upper-level entry translates (freed tables)
+   * @param leaf - only leaf entries changed (`last_level`: `VALE1IS`); false when tables were freed
    */
-  flushTlbRange(start: number, end: number, stride = 4096): void {
+  flushTlbRange(start: number, end: number, stride = 4096, leaf = false): void {
     const s = Math.floor(start / stride) * stride;
     const e = Math.ceil(end / stride) * stride;
     if (e <= s) return;
@@ -331,23 +334,24 @@ export class Mm {
         this.flushTlbMm();
         return;
       }
-      this.machine.tlb.flushTlbRange(this.asid, s, e, { stride, rangeSupported: range });
+      this.machine.tlb.flushTlbRange(this.asid, s, e, { stride, leaf, rangeSupported: range });
     }
     mmuNotifierArchInvalidateSecondaryTlbs(this, s, e);
   }
 
   /**
-   * Flush one page (`flush_tlb_page`; a 2 MiB page as a range). Internal.
+   * Flush one page whose leaf entry was cleared (`flush_tlb_page`: `TLBI VALE1IS`; a 2 MiB page as a
+   * leaf range of one 2 MiB stride, as arm64's hugetlb `huge_ptep_clear_flush`). Internal.
    * @param va - any address in the page
    * @param size - 4096 or 2 MiB
    */
   flushTlbPage(va: number, size = 4096): void {
     if (size !== 4096) {
-      this.flushTlbRange(va, va + size, size);
+      this.flushTlbRange(va, va + size, size, true);
       return;
     }
     const s = Math.floor(va / 4096) * 4096;
-    if (this.arch === 'arm64') this.machine.tlb.flushTlbPage(this.asid, s);
+    if (this.arch === 'arm64') this.machine.tlb.flushTlbPage(this.asid, s, true);
     mmuNotifierArchInvalidateSecondaryTlbs(this, s, s + 4096);
   }
 
@@ -358,15 +362,39 @@ export class Mm {
   }
 
   /**
-   * Tear the address space down (`exit_mmap`): release the notifiers, remove every mapping, flush,
-   * free every page-table page and every anonymous page no one else holds. Internal (called by the
-   * last {@link Mm.mmput}).
+   * Free the page tables of an unmapped range that no VMA needs any more (`free_pgtables`, floor and
+   * ceiling from the neighbouring VMAs) as the mmu_gather does: unhook them, flush the walk caches
+   * over their span with a non-leaf range flush (arm64 `last_level = false`, stride of the lowest
+   * level whose entries were cleared) and its secondary invalidation (`tlb_finish_mmu`), then free the
+   * pages. Internal.
+   * @param start - first byte of the unmapped range
+   * @param end - one past its last byte
+   * @returns what was freed, or null
+   */
+  freePgtables(start: number, end: number): FreedTables | null {
+    const i = this.firstVmaIndexAfter(start);
+    const prev = this.vmas[i - 1];
+    const next = this.vmas[i];
+    const floor = prev === undefined ? 0 : prev.end;
+    const ceiling = next === undefined ? 2 ** 48 : next.start;
+    const f = this.pgtable.unhookTables(Math.max(start, floor), Math.min(end, ceiling), floor, ceiling);
+    if (f === null) return null;
+    this.flushTlbRange(f.start, f.end, f.stride, false);
+    this.pgtable.releaseTables(f.tables);
+    return f;
+  }
+
+  /**
+   * Tear the address space down (`exit_mmap`): release the notifiers first, then, with no further
+   * callbacks, remove every mapping, free every page-table page (a whole-ASID flush when tables below
+   * the top one existed, as the full-mm gather's `tlb_flush` does) and every anonymous page no one
+   * else holds. Internal (called by the last {@link Mm.mmput}).
    */
   exitMmap(): void {
     if (this.dead) return;
     mmuNotifierRelease(this);
     const z = this.zapRange(0, this.taskSize);
-    this.flushTlbMm();
+    if (this.pgtable.tablePages > 1) this.flushTlbMm();
     if (z !== null) this.releasePages(z.pages);
     for (const v of this.vmas) this.releaseVmaObject(v);
     this.vmas = [];

@@ -99,8 +99,12 @@ function rangeFree(mm: Mm, start: number, end: number): boolean {
 }
 
 /**
- * Unmap `[start, end)` (already aligned and validated): split, notify `UNMAP`, clear PTEs, flush,
- * release pages, remove VMAs (`do_vmi_munmap`).
+ * Unmap `[start, end)` (already aligned and validated) as `do_vmi_align_munmap` → `vms_clear_ptes`
+ * does: split at the edges and detach the VMAs; notifier `UNMAP` start over the whole request; per
+ * detached VMA, clear its PTEs and, when any was set, flush the cleared span with a leaf TLB
+ * invalidation and the secondary TLBs (`tlb_end_vma`); notifier end; free the page tables no VMA
+ * needs any more and flush their span non-leaf (`free_pgtables`, `tlb_finish_mmu`); then drop the
+ * page references and the VMAs' objects.
  */
 function unmapRange(mm: Mm, start: number, end: number): void {
   const first = mm.vmas[mm.firstVmaIndexAfter(start)];
@@ -116,16 +120,19 @@ function unmapRange(mm: Mm, start: number, end: number): void {
   const i0 = mm.firstVmaIndexAfter(start);
   let i1 = i0;
   while (i1 < mm.vmas.length && (mm.vmas[i1] as Vma).start < end) i1++;
-  const removed = mm.vmas.slice(i0, i1);
-  const rStart = (removed[0] as Vma).start;
-  const rEnd = (removed[removed.length - 1] as Vma).end;
-  const range = mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.UNMAP, rStart, rEnd);
-  const z = mm.zapRange(rStart, rEnd);
-  if (z !== null) mm.flushTlbRange(z.start, z.end, z.stride);
-  mm.vmas.splice(i0, i1 - i0);
-  if (z !== null) mm.releasePages(z.pages);
-  for (const v of removed) mm.releaseVmaObject(v);
+  const removed = mm.vmas.splice(i0, i1 - i0);
+  const range = mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.UNMAP, start, end);
+  const pages: number[] = [];
+  for (const v of removed) {
+    const z = mm.zapRange(v.start, v.end);
+    if (z === null) continue;
+    mm.flushTlbRange(z.start, z.end, z.stride, true);
+    for (const pa of z.pages) pages.push(pa);
+  }
   mmuNotifierInvalidateRangeEnd(range);
+  mm.freePgtables((removed[0] as Vma).start, (removed[removed.length - 1] as Vma).end);
+  mm.releasePages(pages);
+  for (const v of removed) mm.releaseVmaObject(v);
 }
 
 /**
@@ -219,8 +226,9 @@ export function doMunmap(mm: Mm, addr: UserAddr, length: number): void {
 
 /**
  * Change the protection of `[addr, addr + length)` (`mprotect`): splits and merges VMAs and rewrites
- * present PTEs (notifier `PROTECTION_VMA` over each changed VMA part that has present PTEs, TLB
- * flush of that part when a PTE changed). A private page stays writable only if exclusive; a shared
+ * present PTEs (per changed VMA part: notifier `PROTECTION_VMA` start/end per populated 512 GiB
+ * region, then a leaf TLB flush of the changed entries when one changed; hugetlb: start, change,
+ * flush, end). A private page stays writable only if exclusive; a shared
  * one only if dirty (so the next write is seen), as `can_change_pte_writable`.
  * @param mm - the address space
  * @param addr - page-aligned start
@@ -267,35 +275,74 @@ export function doMprotect(mm: Mm, addr: UserAddr, length: number, prot: number)
   if (hole) throw new ErrnoError('ENOMEM', 'range contains unmapped addresses');
 }
 
+const SZ_1G = 2 ** 30;
+const SZ_512G = 2 ** 39;
+
+/**
+ * Rewrite the present PTEs of `vma` for `newFlags` (`change_protection` under the mprotect mmu_gather).
+ * Non-hugetlb: per 512 GiB top-level entry that is set, notifier `PROTECTION_VMA` from the first set
+ * PUD entry to the end of that part of the VMA (`change_pud_range`), PTEs rewritten, end; after the
+ * whole VMA, when an entry changed, one leaf flush of the changed entries' span with the secondary
+ * TLBs (`tlb_end_vma`). Hugetlb (`hugetlb_change_protection`): start over the VMA, entries rewritten,
+ * a non-leaf 2 MiB-stride flush of the whole VMA, end.
+ */
 function changeProtection(mm: Mm, vma: Vma, newFlags: number): void {
   if (newFlags === vma.flags) return;
   vma.flags = newFlags;
   const huge = vma.huge;
   const machine = mm.machine;
-  let range: ReturnType<typeof mmuNotifierInvalidateRangeStart> | null = null;
-  let changed = false;
-  mm.pgtable.forEachLeaf(vma.start, vma.end, (_va, isHuge, words, wi) => {
-    range ??= mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.PROTECTION_VMA, vma.start, vma.end);
-    const lo0 = words[wi] as number;
-    const hi0 = words[wi + 1] as number;
-    const st = decodePte(mm.arch, lo0, hi0, isHuge || huge);
-    if (!st.present) return;
-    const writable =
-      (newFlags & VM_WRITE) !== 0 && (vma.shared !== null ? st.dirty : machine.pageMapcount(st.pa) === 1);
-    const [lo, hi] = encodePte(mm.arch, st.pa, newFlags, writable, st.dirty, st.young, isHuge);
-    if (lo !== lo0 || hi !== hi0) {
-      words[wi] = lo;
-      words[wi + 1] = hi;
-      changed = true;
+  const pt = mm.pgtable;
+  let lo = Number.POSITIVE_INFINITY;
+  let hi = 0;
+  const rewrite = (s: number, e: number): void => {
+    pt.forEachLeaf(s, e, (va, isHuge, words, wi) => {
+      const lo0 = words[wi] as number;
+      const hi0 = words[wi + 1] as number;
+      const st = decodePte(mm.arch, lo0, hi0, isHuge || huge);
+      if (!st.present) return;
+      const writable =
+        (newFlags & VM_WRITE) !== 0 && (vma.shared !== null ? st.dirty : machine.pageMapcount(st.pa) === 1);
+      const [l, h] = encodePte(mm.arch, st.pa, newFlags, writable, st.dirty, st.young, isHuge);
+      if (l !== lo0 || h !== hi0) {
+        words[wi] = l;
+        words[wi + 1] = h;
+        const size = isHuge ? SZ_2M : 4096;
+        if (va < lo) lo = va;
+        if (va + size > hi) hi = va + size;
+      }
+    });
+  };
+  if (huge) {
+    const range = mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.PROTECTION_VMA, vma.start, vma.end);
+    rewrite(vma.start, vma.end);
+    mm.flushTlbRange(vma.start, vma.end, SZ_2M, false);
+    mmuNotifierInvalidateRangeEnd(range);
+    return;
+  }
+  for (let s = vma.start; s < vma.end; ) {
+    const e = Math.min(vma.end, (Math.floor(s / SZ_512G) + 1) * SZ_512G);
+    if (pt.entryPresent(s, 0)) {
+      let first = -1;
+      for (let a = s; a < e; a = (Math.floor(a / SZ_1G) + 1) * SZ_1G) {
+        if (pt.entryPresent(a, 1)) {
+          first = a;
+          break;
+        }
+      }
+      if (first >= 0) {
+        const range = mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.PROTECTION_VMA, first, e);
+        rewrite(first, e);
+        mmuNotifierInvalidateRangeEnd(range);
+      }
     }
-  });
-  if (changed) mm.flushTlbRange(vma.start, vma.end, vma.pageSize);
-  if (range !== null) mmuNotifierInvalidateRangeEnd(range);
+    s = e;
+  }
+  if (hi !== 0) mm.flushTlbRange(lo, hi, 4096, true);
 }
 
 /**
- * Give advice about `[addr, addr + length)` (`madvise`). `MADV_DONTNEED` drops the PTEs (notifier
- * `CLEAR` per VMA part, TLB flush when a PTE was cleared): private anonymous pages read back as
+ * Give advice about `[addr, addr + length)` (`madvise`). `MADV_DONTNEED` drops the PTEs (per VMA part:
+ * notifier `CLEAR` start, PTEs cleared, leaf TLB flush of the cleared span when one was set, end): private anonymous pages read back as
  * zeroes afterwards, shared ones keep their contents. `MADV_NORMAL/RANDOM/SEQUENTIAL/WILLNEED` are
  * accepted and do nothing.
  * @param mm - the address space
@@ -322,13 +369,13 @@ export function doMadvise(mm: Mm, addr: UserAddr, length: number, advice: number
     if (advice !== MADV_DONTNEED) continue;
     if (v.huge && (s % SZ_2M !== 0 || e % SZ_2M !== 0))
       throw new ErrnoError('EINVAL', 'unaligned hugetlb madvise');
+    // zap_page_range_single: start, clear, leaf flush of the cleared span at tlb_end_vma, end; the
+    // pages go when the gather finishes. Page tables stay (madvise frees none).
     const range = mmuNotifierInvalidateRangeStart(mm, MmuNotifyEvent.CLEAR, s, e);
     const z = mm.zapRange(s, e);
-    if (z !== null) {
-      mm.flushTlbRange(z.start, z.end, z.stride);
-      mm.releasePages(z.pages);
-    }
+    if (z !== null) mm.flushTlbRange(z.start, z.end, z.stride, true);
     mmuNotifierInvalidateRangeEnd(range);
+    if (z !== null) mm.releasePages(z.pages);
   }
   if (pos < end) unmapped = true;
   if (unmapped) throw new ErrnoError('ENOMEM', 'range contains unmapped addresses');

@@ -3,12 +3,24 @@
  * IOMMU doing SVA hear about every change of a process's page tables.
  *
  * @remarks
- * Order per operation, as this package calls them: `invalidateRangeStart` → PTE changes → CPU TLB
- * flush and `archInvalidateSecondaryTlbs` (only when a PTE actually changed) → `invalidateRangeEnd`.
- * Linux's mmu_gather defers the TLB flush of munmap, MADV_DONTNEED and mprotect until after
- * `invalidate_range_end`; here the flush comes first (the same invalidations, in the safe order).
- * Fork is the exception, as in Linux: per copied private VMA `PROTECTION_PAGE` start/end around the
- * write-protection of the parent, then one `flush_tlb_mm` of the parent (secondary `0 … ULONG_MAX`).
+ * Order per operation, as Linux issues them on arm64 and x86-64 (whose mmu_gather flushes at every
+ * `tlb_end_vma`; `flush` = CPU TLB invalidation, published on the `TlbBroadcast` for arm64, followed by
+ * `archInvalidateSecondaryTlbs`):
+ * - munmap (and `MAP_FIXED` over a mapping): `UNMAP` start over the whole request → per VMA, PTEs
+ *   cleared then a leaf flush of the cleared span (when one was set) → end → page tables no VMA
+ *   needs are unhooked, a non-leaf flush of their span, then freed (`free_pgtables`,
+ *   `tlb_finish_mmu`) → pages freed.
+ * - MADV_DONTNEED: per VMA part, `CLEAR` start → PTEs cleared → leaf flush → end.
+ * - mprotect: per VMA part, per populated 512 GiB top-level entry `PROTECTION_VMA` start (from the
+ *   first set PUD entry) → PTEs changed → end; then, when a PTE changed, a leaf flush of the changed
+ *   span (`tlb_end_vma`), i.e. after the end. Hugetlb: start → change → non-leaf flush → end.
+ * - COW break, migration, reclaim: `CLEAR` start → PTE cleared with an immediate flush
+ *   (`ptep_clear_flush`) → new PTE (COW, migration) → end. Reclaim's deferred `TTU_BATCH_FLUSH`
+ *   batching is not modelled (arm64 issues those TLBIs and the secondary call at once anyway).
+ * - fork: per copied private VMA `PROTECTION_PAGE` (hugetlb: `CLEAR`) start/end around the
+ *   write-protection of the parent, then one `flush_tlb_mm` of the parent (secondary
+ *   `0 … FLUSH_ALL_END`), always, as `dup_mmap` does.
+ * - exit: `release` first; the teardown then makes no callbacks.
  */
 
 import { ErrnoError } from '@iommu-ts/base';

@@ -139,15 +139,17 @@ export class TlbBroadcast {
   }
 
   /**
-   * Invalidate one user page of an address space (`flush_tlb_page`: `TLBI VAE1IS`).
+   * Invalidate one user page of an address space (`TLBI VAE1IS`, or `VALE1IS` with `leaf`, which is
+   * what Linux's `flush_tlb_page` issues).
    * @param asid - the mm's ASID
    * @param va - any address in the page (bytes)
+   * @param leaf - only the last-level entry changed (`VALE1IS`); default `false`
    */
-  flushTlbPage(asid: number, va: number): void {
+  flushTlbPage(asid: number, va: number, leaf = false): void {
     this.nVae++;
     const ls = this.listeners;
     if (ls.length === 0) return;
-    const op: TlbiOp = { kind: 'vae1is', asid, va: Math.floor(va / PAGE_SIZE) * PAGE_SIZE, leaf: false };
+    const op: TlbiOp = { kind: 'vae1is', asid, va: Math.floor(va / PAGE_SIZE) * PAGE_SIZE, leaf };
     for (let i = 0; i < ls.length; i++) (ls[i] as TlbiListener)(op);
   }
 
