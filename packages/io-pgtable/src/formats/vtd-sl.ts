@@ -58,6 +58,9 @@ import {
   x86PtNarrowOas,
   x86PtNarrowPgsize,
   x86PtOaMasks,
+  x86PtTablePa,
+  x86PtWriteLeaves,
+  x86PtWriteTable,
 } from './x86-common.js';
 
 /**
@@ -103,7 +106,6 @@ export const VTD_SL_DIRTY_OPS: PtDirtyOps = {
   holes: 'skip',
 };
 
-const TWO_32 = 0x1_0000_0000;
 
 /**
  * Build the VT-d second-stage format with options.
@@ -182,12 +184,9 @@ function makeInstance(
     policy: VTD_SL_POLICY,
     dirty: VTD_SL_DIRTY_OPS,
     classify,
-    tablePa(lo: number, hi: number): number {
-      return (hi & X86_PT_ADDR_HI_MASK) * TWO_32 + ((lo & X86_PT_ADDR_LO_MASK) >>> 0);
-    },
+    tablePa: x86PtTablePa,
     writeTable(words: Uint32Array, wi: number, tablePa: number): void {
-      words[wi] = ((tablePa >>> 0) & X86_PT_ADDR_LO_MASK) | VTD_SL_TABLE_ATTRS;
-      words[wi + 1] = Math.floor(tablePa / TWO_32) & X86_PT_ADDR_HI_MASK;
+      x86PtWriteTable(words, wi, tablePa, VTD_SL_TABLE_ATTRS);
     },
     leafTemplate(prot: number): PtLeafTemplate {
       return vtdSlProtToAttrs(prot, options);
@@ -202,24 +201,7 @@ function makeInstance(
       t: PtLeafTemplate,
     ): void {
       const lo = t.lo | ((levelOf[depth] ?? 0) > 0 ? VTD_SL_PTE_PS : 0);
-      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
-      if (sizeLg2 < 31 && pa + count * size <= TWO_32) {
-        // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
-        let a = pa | 0;
-        const hi = t.hi;
-        const end = wi + 2 * count;
-        for (let w = wi; w < end; w += 2) {
-          words[w] = (a & X86_PT_ADDR_LO_MASK) | lo;
-          words[w + 1] = hi;
-          a = (a + size) | 0;
-        }
-        return;
-      }
-      let addr = pa;
-      for (let i = 0; i < count; i++, addr += size) {
-        words[wi + 2 * i] = ((addr >>> 0) & X86_PT_ADDR_LO_MASK) | lo;
-        words[wi + 2 * i + 1] = (Math.floor(addr / TWO_32) & X86_PT_ADDR_HI_MASK) | t.hi;
-      }
+      x86PtWriteLeaves(words, wi, pa, sizeLg2, count, lo, t.hi);
     },
     leafPa(lo: number, hi: number, depth: number): number {
       return x86PtDecodeOa(lo, hi, levelOf[depth] ?? 0);

@@ -63,6 +63,9 @@ import {
   x86PtNarrowOas,
   x86PtNarrowPgsize,
   x86PtOaMasks,
+  x86PtTablePa,
+  x86PtWriteLeaves,
+  x86PtWriteTable,
 } from './x86-common.js';
 
 /** Options of {@link createX86_64Format}. */
@@ -87,7 +90,6 @@ export const X86_64_POLICY: PtPolicy = {
   mapOverTable: 'free-if-empty',
 };
 
-const TWO_32 = 0x1_0000_0000;
 
 /**
  * Build the x86-64 format with options.
@@ -163,12 +165,9 @@ function makeInstance(
     policy: X86_64_POLICY,
     dirtyUnsupportedErrno: 'EOPNOTSUPP',
     classify,
-    tablePa(lo: number, hi: number): number {
-      return (hi & X86_PT_ADDR_HI_MASK) * TWO_32 + ((lo & X86_PT_ADDR_LO_MASK) >>> 0);
-    },
+    tablePa: x86PtTablePa,
     writeTable(words: Uint32Array, wi: number, tablePa: number): void {
-      words[wi] = ((tablePa >>> 0) & X86_PT_ADDR_LO_MASK) | X86_64_TABLE_ATTRS;
-      words[wi + 1] = Math.floor(tablePa / TWO_32) & X86_PT_ADDR_HI_MASK;
+      x86PtWriteTable(words, wi, tablePa, X86_64_TABLE_ATTRS);
     },
     leafTemplate(prot: number): PtLeafTemplate {
       return x86_64ProtToAttrs(prot, protMode);
@@ -183,24 +182,7 @@ function makeInstance(
       t: PtLeafTemplate,
     ): void {
       const lo = t.lo | X86_64_PTE_P | ((levelOf[depth] ?? 0) > 0 ? X86_64_PTE_PS : 0);
-      const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
-      if (sizeLg2 < 31 && pa + count * size <= TWO_32) {
-        // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
-        let a = pa | 0;
-        const hi = t.hi;
-        const end = wi + 2 * count;
-        for (let w = wi; w < end; w += 2) {
-          words[w] = (a & X86_PT_ADDR_LO_MASK) | lo;
-          words[w + 1] = hi;
-          a = (a + size) | 0;
-        }
-        return;
-      }
-      let addr = pa;
-      for (let i = 0; i < count; i++, addr += size) {
-        words[wi + 2 * i] = ((addr >>> 0) & X86_PT_ADDR_LO_MASK) | lo;
-        words[wi + 2 * i + 1] = (Math.floor(addr / TWO_32) & X86_PT_ADDR_HI_MASK) | t.hi;
-      }
+      x86PtWriteLeaves(words, wi, pa, sizeLg2, count, lo, t.hi);
     },
     leafPa(lo: number, hi: number, depth: number): number {
       return x86PtDecodeOa(lo, hi, levelOf[depth] ?? 0);

@@ -258,3 +258,65 @@ export function x86PtPickLevels<const T extends number>(
   }
   return fixed ?? derived;
 }
+
+/**
+ * Physical address of the next-level table a table entry points at (address bits 51:12), shared
+ * by the x86-64 and VT-d second-level formats, whose table entries keep the address alike.
+ * @param lo - entry bits 31:0
+ * @param hi - entry bits 63:32
+ * @returns the table's physical address in bytes
+ */
+export function x86PtTablePa(lo: number, hi: number): number {
+  return (hi & X86_PT_ADDR_HI_MASK) * TWO_32 + ((lo & X86_PT_ADDR_LO_MASK) >>> 0);
+}
+
+/**
+ * Write a table entry pointing at `tablePa` with the format's table attribute bits.
+ * @param words - the table memory as 32-bit words
+ * @param wi - word index of the entry's low half
+ * @param tablePa - physical address of the next-level table (4 KiB aligned)
+ * @param attrs - the format's attribute bits for table entries (bits 11:0)
+ */
+export function x86PtWriteTable(words: Uint32Array, wi: number, tablePa: number, attrs: number): void {
+  words[wi] = ((tablePa >>> 0) & X86_PT_ADDR_LO_MASK) | attrs;
+  words[wi + 1] = Math.floor(tablePa / TWO_32) & X86_PT_ADDR_HI_MASK;
+}
+
+/**
+ * Write `count` consecutive leaf entries mapping `pa`, `pa + size`, ... with the given attribute
+ * halves (the address goes in bits 51:12; `lo`/`hi` carry every other bit, P and PS included).
+ * @param words - the table memory as 32-bit words
+ * @param wi - word index of the first entry's low half
+ * @param pa - physical address of the first leaf, in bytes
+ * @param sizeLg2 - log2 of the bytes one leaf maps (12, 21 or 30)
+ * @param count - number of leaves
+ * @param lo - attribute bits 31:0 of every leaf
+ * @param hi - attribute bits 63:32 of every leaf
+ */
+export function x86PtWriteLeaves(
+  words: Uint32Array,
+  wi: number,
+  pa: number,
+  sizeLg2: number,
+  count: number,
+  lo: number,
+  hi: number,
+): void {
+  const size = sizeLg2 < 31 ? 1 << sizeLg2 : 2 ** sizeLg2;
+  if (sizeLg2 < 31 && pa + count * size <= TWO_32) {
+    // Fast path: the whole run is below 4 GiB; int32 arithmetic on the address.
+    let a = pa | 0;
+    const end = wi + 2 * count;
+    for (let w = wi; w < end; w += 2) {
+      words[w] = (a & X86_PT_ADDR_LO_MASK) | lo;
+      words[w + 1] = hi;
+      a = (a + size) | 0;
+    }
+    return;
+  }
+  let addr = pa;
+  for (let i = 0; i < count; i++, addr += size) {
+    words[wi + 2 * i] = ((addr >>> 0) & X86_PT_ADDR_LO_MASK) | lo;
+    words[wi + 2 * i + 1] = (Math.floor(addr / TWO_32) & X86_PT_ADDR_HI_MASK) | hi;
+  }
+}
