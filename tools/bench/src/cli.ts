@@ -3,11 +3,13 @@
 import { runIntervalTreeSuite } from './interval-tree-suite.js';
 import { runIoPgtableSuite } from './io-pgtable-suite.js';
 import { runIoasidSuite } from './ioasid-suite.js';
+import { runIommuCoreSuite } from './iommu-core-suite.js';
 
 const suites: Record<string, (args: string[]) => Promise<void>> = {
   'interval-tree': runIntervalTreeSuite,
   ioasid: runIoasidSuite,
   'io-pgtable': runIoPgtableSuite,
+  'iommu-core': runIommuCoreSuite,
 };
 
 async function main(argv: string[]): Promise<void> {
