@@ -106,7 +106,6 @@ export const VTD_SL_DIRTY_OPS: PtDirtyOps = {
   holes: 'skip',
 };
 
-
 /**
  * Build the VT-d second-stage format with options.
  * @param options - fixed depth and the domain's snoop / writeable settings (kept by reference)

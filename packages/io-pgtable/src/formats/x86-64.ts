@@ -90,7 +90,6 @@ export const X86_64_POLICY: PtPolicy = {
   mapOverTable: 'free-if-empty',
 };
 
-
 /**
  * Build the x86-64 format with options.
  * @param options - fixed level count and prot mode
