@@ -450,3 +450,18 @@ describe('on the test driver (real page tables and IOTLB)', () => {
     expect(driver.calls.some((c) => c.op === 'flush_iotlb_all')).toBe(true);
   });
 });
+
+describe('sysfs type with the DMA layer installed', () => {
+  it('DMA -> DMA-FQ in place starts the cookie flush queue', () => {
+    const iommu = new FakeIommu();
+    const dev = platform(iommu);
+    const group = dev.iommuGroup!;
+    const domain = group.defaultDomain!;
+    const cookie = domain.iovaCookie as IommuDmaCookie;
+    expect(cookie.fqDomain).toBeNull();
+    iommu.subsystem.iommuGroupStoreType(group, 'DMA-FQ\n');
+    expect(group.defaultDomain).toBe(domain);
+    expect(cookie.fqDomain).toBe(domain);
+    expect(iommu.subsystem.iommuGroupShowType(group)).toBe('DMA-FQ\n');
+  });
+});

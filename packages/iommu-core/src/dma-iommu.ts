@@ -54,8 +54,7 @@ import {
   iommuIotlbSync,
   iommuIovaToPhys,
   iommuMap,
-  iommuMapNosync,
-  iommuSyncMap,
+  iommuMapSg,
   iommuUnmap,
   iommuUnmapFast,
 } from './map.js';
@@ -485,6 +484,7 @@ export function iommuDmaInstall(
     setupDmaOps: (dev) => {
       iommuSetupDmaOps(dev, env, forceDac);
     },
+    initFq: (domain) => iommuDmaInitFq(domain),
   };
 }
 
@@ -739,37 +739,6 @@ export function sgInitTable(
   });
 }
 
-/** `iommu_map_sg`: map physically contiguous runs one after another from `iova`; sync once. */
-function mapSgRuns(domain: IommuDomain, iova: bigint, sg: readonly Scatterlist[], prot: number): number {
-  let mapped = 0;
-  let start = 0;
-  let len = 0;
-  try {
-    for (const s of sg) {
-      const phys = s.page + s.offset;
-      if (len !== 0 && phys !== start + len) {
-        iommuMapNosync(domain, iova + BigInt(mapped), BigInt(start), BigInt(len), prot, GFP_ATOMIC);
-        mapped += len;
-        len = 0;
-      }
-      if (len !== 0) len += s.length;
-      else {
-        len = s.length;
-        start = phys;
-      }
-    }
-    if (len !== 0) {
-      iommuMapNosync(domain, iova + BigInt(mapped), BigInt(start), BigInt(len), prot, GFP_ATOMIC);
-      mapped += len;
-    }
-    iommuSyncMap(domain, iova, BigInt(mapped));
-  } catch (e) {
-    iommuUnmap(domain, iova, BigInt(mapped));
-    throw e;
-  }
-  return mapped;
-}
-
 /** Saved original fields of one entry during `iommuDmaMapSg`. */
 interface SgSaved {
   iovaOff: number;
@@ -880,7 +849,7 @@ export function iommuDmaMapSg(dev: Device, sg: Scatterlist[], dir: DmaDataDirect
   }
   let mapped: number;
   try {
-    mapped = mapSgRuns(domain, iova, sg, prot);
+    mapped = Number(iommuMapSg(domain, iova, sg, prot, GFP_ATOMIC));
   } catch (e) {
     iommuDmaFreeIova(domain, iova, iovaLen, null);
     invalidateSg(sg, saved);

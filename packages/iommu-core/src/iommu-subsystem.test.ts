@@ -5,6 +5,7 @@ import { PlatformDevice } from './device.js';
 import {
   IOMMU_DOMAIN_BLOCKED,
   IOMMU_DOMAIN_DMA,
+  IOMMU_DOMAIN_DMA_FQ,
   IOMMU_DOMAIN_IDENTITY,
   IOMMU_DOMAIN_UNMANAGED,
   IOMMU_READ,
@@ -384,5 +385,226 @@ describe('test IOMMU translate', () => {
     expect(drv.translate(d.requesterId, null, 0x21_2345n, IOMMU_FAULT_PERM_READ)).toMatchObject({
       fault: 'bypass_blocked',
     });
+  });
+});
+
+describe('PCI reset bracketing (pciDevResetIommuPrepare / pciDevResetIommuDone)', () => {
+  const ops = (drv: TestIommu) =>
+    drv.calls
+      .filter((c) => c.op === 'attach_dev' || c.op === 'set_dev_pasid')
+      .map((c) =>
+        c.op === 'attach_dev'
+          ? ['attach_dev', c.dev, c.domain, c.old]
+          : c.op === 'set_dev_pasid' && ['set_dev_pasid', c.dev, c.pasid, c.domain, c.old],
+      );
+
+  it('blocks RID and PASIDs for the reset, refuses attaches with EBUSY, then restores', () => {
+    const { sub, drv, hb, warnings } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8, ats: {}, pasid: { maxPasidWidth: 8 } });
+    expect(sub.addDevice(d)).toBeNull();
+    const group = d.iommuGroup!;
+    const dom = sub.iommuPagingDomainAlloc(d);
+    const pdom = sub.iommuPagingDomainAlloc(d);
+    sub.iommuAttachDevice(dom, d);
+    sub.iommuAttachDevicePasid(pdom, d, 3);
+    drv.calls.length = 0;
+
+    sub.pciDevResetIommuPrepare(d);
+    const blocked = drv.blockedDomain;
+    expect(group.blockingDomain).toBe(blocked);
+    expect(group.resettingDomain).toBe(blocked);
+    expect(group.domain).toBe(dom); // retained
+    expect(group.pasidArray.get(3)?.domain).toBe(pdom); // retained
+    expect(sub.iommuDriverGetDomainForDev(d)).toBe(blocked);
+    expect(sub.iommuGetDomainForDev(d)).toBe(dom);
+    expect(ops(drv)).toEqual([
+      ['attach_dev', d.name, blocked, dom],
+      ['set_dev_pasid', d.name, 3, blocked, pdom],
+    ]);
+
+    drv.calls.length = 0;
+    const other = sub.iommuPagingDomainAlloc(d);
+    sub.iommuDetachDevice(dom, d); // back to the default domain: refused, warns
+    expect(group.domain).toBe(dom);
+    expect(errno(() => sub.iommuAttachDevicePasid(other, d, 4))).toBe('EBUSY');
+    expect(errno(() => sub.iommuReplaceDevicePasid(other, d, 3, { domain: other } as never))).toBe('EBUSY');
+    expect(errno(() => sub.pciDevResetIommuPrepare(d))).toBe('EBUSY');
+    expect(warnings.length).toBeGreaterThan(0);
+    expect(ops(drv)).toEqual([]);
+
+    sub.pciDevResetIommuDone(d);
+    expect(group.resettingDomain).toBeNull();
+    expect(sub.iommuDriverGetDomainForDev(d)).toBe(dom);
+    expect(ops(drv)).toEqual([
+      ['attach_dev', d.name, dom, blocked],
+      ['set_dev_pasid', d.name, 3, pdom, blocked],
+    ]);
+    // attaches work again
+    sub.iommuAttachDevicePasid(other, d, 4);
+    expect(group.pasidArray.get(4)?.domain).toBe(other);
+    // a second done is a no-op
+    drv.calls.length = 0;
+    sub.pciDevResetIommuDone(d);
+    expect(drv.calls).toEqual([]);
+  });
+
+  it('makes group attach fail with EBUSY while resetting, from the default domain too', () => {
+    const { sub, drv, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8, ats: {} });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    const def = group.defaultDomain!;
+    sub.pciDevResetIommuPrepare(d);
+    const dom = sub.iommuPagingDomainAlloc(d);
+    drv.calls.length = 0;
+    expect(errno(() => sub.iommuAttachDevice(dom, d))).toBe('EBUSY');
+    expect(errno(() => sub.iommuGroupClaimDmaOwner(group, {}))).toBe('EBUSY');
+    expect(group.ownerCnt).toBe(0);
+    expect(drv.calls).toEqual([]);
+    sub.pciDevResetIommuDone(d);
+    expect(ops(drv)).toEqual([['attach_dev', d.name, def, drv.blockedDomain]]);
+    sub.iommuAttachDevice(dom, d);
+    expect(group.domain).toBe(dom);
+  });
+
+  it('does nothing for functions without ATS (or untrusted ones)', () => {
+    const { sub, drv, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8 });
+    const u = hb.rootBus.addDevice({ devfn: 0x10, ats: {}, untrusted: true });
+    sub.addDevice(d);
+    sub.addDevice(u);
+    drv.calls.length = 0;
+    for (const x of [d, u]) {
+      sub.pciDevResetIommuPrepare(x);
+      expect(x.iommuGroup?.resettingDomain).toBeNull();
+      sub.pciDevResetIommuDone(x);
+    }
+    expect(drv.calls).toEqual([]);
+  });
+
+  it('leaves nothing changed when attaching the blocking domain fails', () => {
+    const { sub, drv, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8, ats: {} });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    drv.failNext.attach.push('EIO');
+    expect(errno(() => sub.pciDevResetIommuPrepare(d))).toBe('EIO');
+    expect(group.resettingDomain).toBeNull();
+    drv.calls.length = 0;
+    sub.pciDevResetIommuDone(d); // prepare failed: no-op
+    expect(drv.calls).toEqual([]);
+  });
+
+  it('skips the RID attach when the group already sits on the blocking domain (owned)', () => {
+    const { sub, drv, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8, ats: {} });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    sub.iommuGroupClaimDmaOwner(group, {});
+    expect(group.domain).toBe(drv.blockedDomain);
+    drv.calls.length = 0;
+    sub.pciDevResetIommuPrepare(d);
+    expect(group.resettingDomain).toBe(drv.blockedDomain);
+    sub.pciDevResetIommuDone(d);
+    expect(drv.calls).toEqual([]);
+    expect(group.resettingDomain).toBeNull();
+  });
+});
+
+describe('sysfs type attribute (iommuGroupShowType / iommuGroupStoreType)', () => {
+  it('shows the default domain type and switches it when no driver is bound', () => {
+    const { sub, drv, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8 });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    const dma = group.defaultDomain!;
+    expect(sub.iommuGroupShowType(group)).toBe('DMA\n');
+    drv.calls.length = 0;
+    expect(sub.iommuGroupStoreType(group, 'identity\n')).toBe(9);
+    expect(group.defaultDomain).toBe(drv.identityDomain);
+    expect(group.domain).toBe(drv.identityDomain);
+    expect(sub.iommuGroupShowType(group)).toBe('identity\n');
+    expect(drv.calls.filter((c) => c.op === 'attach_dev' || c.op === 'domain_free')).toEqual([
+      { op: 'attach_dev', dev: d.name, domain: drv.identityDomain, old: dma },
+      { op: 'domain_free', domain: dma },
+    ]);
+    expect(d.dmaOpsSetUp).toBe(true);
+    sub.iommuGroupStoreType(group, 'auto');
+    expect(group.defaultDomain?.type).toBe(IOMMU_DOMAIN_DMA);
+    expect(group.domain).toBe(group.defaultDomain);
+    // same type again: nothing changes
+    const cur = group.defaultDomain;
+    sub.iommuGroupStoreType(group, 'DMA');
+    expect(group.defaultDomain).toBe(cur);
+  });
+
+  it('turns DMA into DMA-FQ in place, even with a bound driver', () => {
+    const { sub, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8 });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    const dma = group.defaultDomain!;
+    sub.iommuDeviceUseDefaultDomain(d);
+    const fq: unknown[] = [];
+    sub.dmaHooks = { ...sub.dmaHooks, initFq: (dom) => fq.push(dom) };
+    sub.iommuGroupStoreType(group, 'DMA-FQ');
+    expect(group.defaultDomain).toBe(dma);
+    expect(dma.type).toBe(IOMMU_DOMAIN_DMA_FQ);
+    expect(fq).toEqual([dma]);
+    expect(sub.iommuGroupShowType(group)).toBe('DMA-FQ\n');
+    // back to DMA needs a new domain: refused while the driver is bound
+    expect(errno(() => sub.iommuGroupStoreType(group, 'DMA'))).toBe('EPERM');
+    sub.iommuDeviceUnuseDefaultDomain(d);
+    sub.iommuGroupStoreType(group, 'DMA');
+    expect(group.defaultDomain).not.toBe(dma);
+    expect(group.defaultDomain?.type).toBe(IOMMU_DOMAIN_DMA);
+  });
+
+  it('keeps the domain when the flush queue cannot start', () => {
+    const { sub, hb } = make();
+    const d = hb.rootBus.addDevice({ devfn: 8 });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    sub.dmaHooks = {
+      initFq: () => {
+        throw new ErrnoError('ENOMEM', 'no fq');
+      },
+    };
+    expect(errno(() => sub.iommuGroupStoreType(group, 'DMA-FQ'))).toBe('ENOMEM');
+    expect(group.defaultDomain?.type).toBe(IOMMU_DOMAIN_DMA);
+  });
+
+  it('errnos: EACCES, EINVAL (text, no default domain, driver type), EPERM (owned, empty)', () => {
+    const { sub, drv, hb } = make({
+      defDomainType: (dev) => (dev.name.endsWith('10.0') ? IOMMU_DOMAIN_DMA : 0),
+    });
+    const d = hb.rootBus.addDevice({ devfn: 8 });
+    sub.addDevice(d);
+    const group = d.iommuGroup!;
+    const dma = group.defaultDomain!;
+    expect(errno(() => sub.iommuGroupStoreType(group, 'identity', { sysRawio: false }))).toBe('EACCES');
+    expect(errno(() => sub.iommuGroupStoreType(group, 'identity', { sysAdmin: false }))).toBe('EACCES');
+    for (const bad of ['Identity', 'dma', 'DMA-FQ ', 'blocked', 'unmanaged', '', 'auto\n\n'])
+      expect(errno(() => sub.iommuGroupStoreType(group, bad))).toBe('EINVAL');
+    sub.iommuGroupClaimDmaOwner(group, {});
+    expect(errno(() => sub.iommuGroupStoreType(group, 'identity'))).toBe('EPERM');
+    sub.iommuGroupReleaseDmaOwner(group);
+    expect(group.defaultDomain).toBe(dma);
+
+    const empty = sub.iommuGroupAlloc();
+    expect(errno(() => sub.iommuGroupStoreType(empty, 'DMA'))).toBe('EINVAL');
+    expect(sub.iommuGroupShowType(empty)).toBe('unknown\n');
+    empty.defaultDomain = drv.identityDomain;
+    expect(errno(() => sub.iommuGroupStoreType(empty, 'DMA'))).toBe('EPERM');
+
+    // the driver insists on DMA for this device: identity is refused, domain kept
+    const e = hb.rootBus.addDevice({ devfn: 0x80 });
+    sub.addDevice(e);
+    expect(e.name.endsWith('10.0')).toBe(true);
+    const eg = e.iommuGroup!;
+    const edma = eg.defaultDomain;
+    expect(errno(() => sub.iommuGroupStoreType(eg, 'identity'))).toBe('EINVAL');
+    expect(eg.defaultDomain).toBe(edma);
+    expect(eg.domain).toBe(edma);
   });
 });

@@ -3,7 +3,8 @@
  * probe and release, groups, default domains, attach/detach (RID and PASID), DMA ownership,
  * reserved regions and direct mappings, the global PASID allocator, device features.
  *
- * Changes (additive only): none yet.
+ * Changes (additive only): `pciDevResetIommuPrepare` / `pciDevResetIommuDone` (§8.3);
+ * `iommuGroupShowType` / `iommuGroupStoreType` and `IommuDmaHooks.initFq` (sysfs `type`, §6.5).
  *
  * @remarks
  * Error style: where Linux returns `-errno` these methods throw `ErrnoError` (from
@@ -16,6 +17,7 @@ import { ErrnoError, isErrnoError } from '@iommu-ts/base';
 import type { IommuIotlbGather } from '@iommu-ts/io-pgtable';
 import { IOMMU_PASID_INVALID, IoasidSubsystem } from '@iommu-ts/ioasid';
 import { type Mm, mmdrop } from '@iommu-ts/mm';
+import { pciAtsSupported } from './ats.js';
 import { DevIommu, type Device, PlatformDevice } from './device.js';
 import {
   __IOMMU_DOMAIN_PAGING,
@@ -61,6 +63,21 @@ export interface IommuDmaHooks {
   putDmaCookie?(domain: IommuDomain): void;
   /** `iommu_setup_dma_ops(dev)`: the device's default domain is in place (or changed). */
   setupDmaOps?(dev: Device, domain: IommuDomain): void;
+  /**
+   * `iommu_dma_init_fq(domain)`: bring up the flush queue of an initialised DMA domain (sysfs
+   * DMA → DMA-FQ in place). @throws ErrnoError
+   */
+  initFq?(domain: IommuDomain): void;
+}
+
+/**
+ * Capabilities of the writer of a sysfs attribute (`capable(CAP_...)`); both default to true.
+ */
+export interface IommuSysfsCredentials {
+  /** `CAP_SYS_ADMIN`. */
+  sysAdmin?: boolean;
+  /** `CAP_SYS_RAWIO`. */
+  sysRawio?: boolean;
 }
 
 /** Options of {@link IommuSubsystem}. */
@@ -85,6 +102,14 @@ export interface IommuSubsystemOptions {
 }
 
 const MUST_SUCCEED = 1;
+
+/** Texts accepted by the sysfs `type` attribute and the domain type each requests (0 = automatic). */
+const SYSFS_DOMAIN_TYPES: ReadonlyMap<string, number> = new Map([
+  ['identity', IOMMU_DOMAIN_IDENTITY],
+  ['DMA', IOMMU_DOMAIN_DMA],
+  ['DMA-FQ', IOMMU_DOMAIN_DMA_FQ],
+  ['auto', 0],
+]);
 
 /**
  * The IOMMU core: one instance per simulated machine.
@@ -699,6 +724,83 @@ export class IommuSubsystem {
     if (old && old !== dom) this.iommuDomainFree(old);
   }
 
+  // ---- sysfs `type` attribute (§6.5) -------------------------------------------------------------
+
+  /**
+   * Read the group's sysfs `type` attribute (`iommu_group_show_type`): the default domain's type as
+   * `identity`, `DMA`, `DMA-FQ`, `blocked` or `unmanaged`, else `unknown` (also without a default
+   * domain). As sysfs prints it, the text ends with a newline.
+   *
+   * @param group - the group
+   * @returns the attribute text, e.g. `"DMA\n"`
+   */
+  iommuGroupShowType(group: IommuGroup): string {
+    let name = 'unknown';
+    switch (group.defaultDomain?.type) {
+      case IOMMU_DOMAIN_BLOCKED:
+        name = 'blocked';
+        break;
+      case IOMMU_DOMAIN_IDENTITY:
+        name = 'identity';
+        break;
+      case IOMMU_DOMAIN_UNMANAGED:
+        name = 'unmanaged';
+        break;
+      case IOMMU_DOMAIN_DMA:
+        name = 'DMA';
+        break;
+      case IOMMU_DOMAIN_DMA_FQ:
+        name = 'DMA-FQ';
+        break;
+    }
+    return `${name}\n`;
+  }
+
+  /**
+   * Write the group's sysfs `type` attribute (`iommu_group_store_type`): change the default domain.
+   *
+   * @remarks
+   * Accepted texts (one trailing newline allowed, as `sysfs_streq`): `identity`, `DMA`, `DMA-FQ` and
+   * `auto` (the automatic choice of §6.2). A DMA → DMA-FQ request is done in place: the flush queue
+   * is started through {@link IommuDmaHooks.initFq} (when the DMA layer is installed) and the domain's
+   * type becomes DMA_FQ, whatever drivers are bound. Any other request needs a group with at least
+   * one device and no DMA-API driver or DMA owner (`ownerCnt === 0`); the default domain is then set
+   * up again with that target type ({@link IommuSubsystem.iommuSetupDefaultDomain}), and each
+   * device's DMA ops are set up again.
+   *
+   * @param group - the group
+   * @param text - the text written
+   * @param cred - the writer's capabilities (default: both held)
+   * @returns the number of characters consumed (`text.length`), as a sysfs store does
+   * @throws ErrnoError `EACCES` without CAP_SYS_ADMIN and CAP_SYS_RAWIO; `EINVAL` for a group without
+   *   a default domain or an unknown text (or when the DMA layer is not built, for the in-place
+   *   DMA-FQ switch); `EPERM` for an empty group or one with bound DMA-API drivers or an owner; the
+   *   flush-queue and default-domain setup errors (e.g. `EINVAL` when a device's driver insists on
+   *   another type), in which case the old default domain stays
+   */
+  iommuGroupStoreType(group: IommuGroup, text: string, cred: IommuSysfsCredentials = {}): number {
+    if (cred.sysAdmin === false || cred.sysRawio === false)
+      throw new ErrnoError('EACCES', 'CAP_SYS_ADMIN and CAP_SYS_RAWIO required');
+    const current = group.defaultDomain;
+    if (!current) throw new ErrnoError('EINVAL', `group ${group.id} has no default domain`);
+    const word = text.endsWith('\n') ? text.slice(0, -1) : text;
+    const requested = SYSFS_DOMAIN_TYPES.get(word);
+    if (requested === undefined)
+      throw new ErrnoError('EINVAL', `unknown domain type ${JSON.stringify(text)}`);
+    if (requested === IOMMU_DOMAIN_DMA_FQ && current.type === IOMMU_DOMAIN_DMA) {
+      if (!this.iommuDma) throw new ErrnoError('EINVAL', 'no DMA layer (CONFIG_IOMMU_DMA)');
+      this.dmaHooks.initFq?.(current);
+      current.type = IOMMU_DOMAIN_DMA_FQ;
+      return text.length;
+    }
+    if (group.deviceCount === 0 || group.ownerCnt !== 0)
+      throw new ErrnoError('EPERM', `group ${group.id} is empty or has bound drivers`);
+    this.iommuSetupDefaultDomain(group, requested);
+    const dom = group.defaultDomain;
+    if (dom) for (const gd of group.devices) this.setupDmaOps(gd.dev, dom);
+    return text.length;
+  }
+
   // ---- reserved regions --------------------------------------------------------------------------
 
   /** `iommu_get_resv_regions(dev, list)`: the driver's regions for the device (empty without the op). */
@@ -905,6 +1007,90 @@ export class IommuSubsystem {
     if (!dev.iommu?.attachDeferred) return;
     if (dev.iommuGroup?.resettingDomain) throw new ErrnoError('EBUSY');
     this.attachDevice(domain, dev, null);
+  }
+
+  // ---- PCI reset bracketing (§8.3) ---------------------------------------------------------------
+
+  /** Whether the reset bracketing applies: an ATS-capable function behind an IOMMU, with a group. */
+  private resetBracketGroup(pdev: PciDevice): IommuGroup | null {
+    if (!pciAtsSupported(pdev) || !this.devHasIommu(pdev)) return null;
+    return pdev.iommuGroup;
+  }
+
+  /**
+   * `pci_dev_reset_iommu_prepare(pdev)`: before a PCI reset, park the function's DMA on the group's
+   * blocking domain.
+   *
+   * @remarks
+   * Does nothing for a function without ATS support or without an IOMMU. Otherwise the blocking
+   * domain is allocated if needed and attached to this device's RID (unless it is already the
+   * group's domain), while `group.domain` keeps naming the domain to come back to; then every PASID
+   * ≥ 1 in the group's `pasidArray` is removed from the device through the blocked domain's
+   * `setDevPasid` (the entries stay in the array). Finally `group.resettingDomain` is set, so that
+   * until {@link IommuSubsystem.pciDevResetIommuDone} group attaches, PASID attaches/replaces and
+   * deferred attaches fail with `EBUSY`, and {@link IommuSubsystem.iommuDriverGetDomainForDev}
+   * reports the blocking domain.
+   *
+   * @param pdev - the function about to be reset
+   * @throws ErrnoError `EBUSY` (with a warning) if a reset is already in progress for the group; the
+   *   blocking domain's allocation error; the driver's `attachDev` error (nothing is changed)
+   */
+  pciDevResetIommuPrepare(pdev: PciDevice): void {
+    const group = this.resetBracketGroup(pdev);
+    if (!group) return;
+    if (group.resettingDomain) {
+      this.warn(`${pdev.name}: reset prepare while group ${group.id} is already resetting`);
+      throw new ErrnoError('EBUSY', `group ${group.id}: reset already in progress`);
+    }
+    this.allocBlockingDomain(group);
+    const blocking = group.blockingDomain!;
+    if (group.domain !== blocking) this.attachDevice(blocking, pdev, group.domain);
+    if ((pdev.iommu?.maxPasids ?? 0) > 0) {
+      for (const [pasid, entry] of group.pasidArray) {
+        if (pasid === IOMMU_NO_PASID) continue;
+        this.removeDevPasid(pdev, pasid, entry.domain);
+      }
+    }
+    group.resettingDomain = blocking;
+  }
+
+  /**
+   * `pci_dev_reset_iommu_done(pdev)`: after a PCI reset, put the function back on the group's RID
+   * domain and on every PASID domain recorded in `pasidArray`, then clear `group.resettingDomain`.
+   *
+   * @remarks
+   * Does nothing for a function without ATS support or without an IOMMU, or when no reset is in
+   * progress (prepare was skipped or failed). Re-attach failures are reported as warnings; the reset
+   * state is cleared regardless.
+   *
+   * @param pdev - the function that was reset
+   */
+  pciDevResetIommuDone(pdev: PciDevice): void {
+    const group = this.resetBracketGroup(pdev);
+    if (!group?.resettingDomain) return;
+    const blocking = group.blockingDomain;
+    if (!blocking) {
+      this.warn(`${pdev.name}: reset done without a blocking domain`);
+      return;
+    }
+    if (group.domain && group.domain !== blocking) {
+      try {
+        this.attachDevice(group.domain, pdev, blocking);
+      } catch (e) {
+        this.warn(`${pdev.name}: restoring the RID domain after reset failed: ${String(e)}`);
+      }
+    }
+    if ((pdev.iommu?.maxPasids ?? 0) > 0) {
+      for (const [pasid, entry] of group.pasidArray) {
+        if (pasid === IOMMU_NO_PASID) continue;
+        try {
+          entry.domain.ops.setDevPasid?.(entry.domain, pdev, pasid, blocking);
+        } catch (e) {
+          this.warn(`${pdev.name}: restoring PASID ${pasid} after reset failed: ${String(e)}`);
+        }
+      }
+    }
+    group.resettingDomain = null;
   }
 
   /** `device_iommu_capable(dev, cap)`: false without an IOMMU or `capable` op. */

@@ -1,8 +1,8 @@
-import { isErrnoError } from '@iommu-ts/base';
+import { ErrnoError, isErrnoError } from '@iommu-ts/base';
 import { describe, expect, it } from 'vitest';
 import { IOMMU_DOMAIN_IDENTITY, IOMMU_READ, IOMMU_WRITE, type IommuDomain } from './domain.js';
 import { IommuSubsystem } from './iommu-subsystem.js';
-import { iommuIovaToPhys, iommuMap, iommuPgsize, iommuUnmap } from './map.js';
+import { iommuIovaToPhys, iommuMap, iommuMapSg, iommuPgsize, iommuUnmap } from './map.js';
 import { PciHostBridge } from './pci.js';
 import { TestIommu, type TestIommuCall } from './testing/test-iommu.js';
 
@@ -129,5 +129,74 @@ describe('iommuMap / iommuUnmap', () => {
     expect(iommuIovaToPhys(domain, 0x1000n)).toBe(0n);
     expect(iommuIovaToPhys(domain, 0x2000n)).toBe(0n);
     expect(iommuIovaToPhys(domain, 0x3000n)).toBe(0x3000n);
+  });
+});
+
+describe('iommuMapSg', () => {
+  const ent = (pa: number, length: number, busAddress = false) => ({
+    page: pa - (pa % K4),
+    offset: pa % K4,
+    length,
+    busAddress,
+  });
+
+  it('merges physically contiguous entries into runs, skips bus addresses, syncs once', () => {
+    const { drv, domain } = setup();
+    const syncs: [bigint, bigint][] = [];
+    Object.assign(domain.ops, {
+      iotlbSyncMap: (_d: IommuDomain, iova: bigint, size: bigint) => syncs.push([iova, size]),
+    });
+    const sg = [
+      ent(0x10_0000, 0x1000),
+      ent(0x10_1000, 0x2000), // contiguous with the first
+      ent(0x50_0000, 0x1000, true), // P2P bus address: not mapped
+      ent(0x80_0000, 0x1000),
+    ];
+    expect(iommuMapSg(domain, 0x4000_0000n, sg, IOMMU_READ)).toBe(0x4000n);
+    expect(maps(drv.calls)).toEqual([
+      [0x4000_0000n, 0x10_0000n, K4, 3],
+      [0x4000_3000n, 0x80_0000n, K4, 1],
+    ]);
+    expect(syncs).toEqual([[0x4000_0000n, 0x4000n]]);
+    expect(iommuIovaToPhys(domain, 0x4000_2000n)).toBe(0x10_2000n);
+    expect(iommuIovaToPhys(domain, 0x4000_3000n)).toBe(0x80_0000n);
+  });
+
+  it('unmaps every run already mapped and throws when a later run fails (EINVAL)', () => {
+    const { drv, domain } = setup();
+    const sg = [ent(0x10_0000, 0x1000), ent(0x20_0000, 0x800)];
+    let err: unknown;
+    try {
+      iommuMapSg(domain, 0x1000n, sg, IOMMU_READ);
+    } catch (e) {
+      err = e;
+    }
+    expect(isErrnoError(err, 'EINVAL')).toBe(true);
+    expect(iommuIovaToPhys(domain, 0x1000n)).toBe(0n);
+    expect(drv.calls.filter((c) => c.op === 'unmap_pages').length).toBe(1);
+  });
+
+  it('unmaps everything when the final sync fails and throws its error', () => {
+    const { domain } = setup();
+    Object.assign(domain.ops, {
+      iotlbSyncMap: () => {
+        throw new ErrnoError('ENOMEM', 'sync');
+      },
+    });
+    let err: unknown;
+    try {
+      iommuMapSg(domain, 0x1000n, [ent(0x10_0000, 0x2000)], IOMMU_READ);
+    } catch (e) {
+      err = e;
+    }
+    expect(isErrnoError(err, 'ENOMEM')).toBe(true);
+    expect(iommuIovaToPhys(domain, 0x1000n)).toBe(0n);
+    expect(iommuIovaToPhys(domain, 0x2000n)).toBe(0n);
+  });
+
+  it('returns 0 for an empty list', () => {
+    const { drv, domain } = setup();
+    expect(iommuMapSg(domain, 0x1000n, [], IOMMU_READ)).toBe(0n);
+    expect(maps(drv.calls)).toEqual([]);
   });
 });

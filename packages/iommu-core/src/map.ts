@@ -1,9 +1,9 @@
 /**
  * Map, unmap, page-size selection and IOTLB gather/sync (iommu.c `iommu_pgsize`, `iommu_map`,
- * `iommu_map_nosync`, `iommu_sync_map`, `__iommu_unmap`, `iommu_unmap`, `iommu_unmap_fast`,
+ * `iommu_map_nosync`, `iommu_sync_map`, `iommu_map_sg`, `__iommu_unmap`, `iommu_unmap`, `iommu_unmap_fast`,
  * `iommu_iova_to_phys`; include/linux/iommu.h gather helpers).
  *
- * Changes (additive only): none yet.
+ * Changes (additive only): `iommuMapSg` (`iommu_map_sg`, moved here from dma-iommu.ts).
  *
  * @remarks
  * Error style: `iommuMap*` throw `ErrnoError` where Linux returns `-errno` (after unrolling what was
@@ -189,6 +189,74 @@ export function iommuMap(
     iommuUnmap(domain, iova, size);
     throw e;
   }
+}
+
+/**
+ * One entry for {@link iommuMapSg}: the physical location and length of a buffer (a structural
+ * subset of the DMA layer's `Scatterlist`).
+ */
+export interface IommuSgEntry {
+  /** Physical address of the entry's page, bytes. */
+  readonly page: number;
+  /** Byte offset of the buffer from `page`. */
+  readonly offset: number;
+  /** Buffer length in bytes. */
+  readonly length: number;
+  /**
+   * `sg_dma_is_bus_address`: the entry is reached through a PCI bus address (P2P DMA) and is not
+   * mapped in the IOMMU. Absent means false.
+   */
+  readonly busAddress?: boolean;
+}
+
+/**
+ * `iommu_map_sg(domain, iova, sg, nents, prot, gfp)`: map the entries back to back from `iova`.
+ *
+ * @remarks
+ * Entries whose physical addresses follow on from each other are merged into one run, and each run
+ * goes through {@link iommuMapNosync}; entries flagged {@link IommuSgEntry.busAddress} are skipped
+ * (they still end the current run when not contiguous with it). After the last run a single
+ * {@link iommuSyncMap} covers everything mapped. If any step fails, everything this call mapped is
+ * unmapped and the error is thrown (Linux returns it as a negative value).
+ *
+ * @param domain - a paging domain
+ * @param iova - first IOVA (u64)
+ * @param sg - the entries, in order
+ * @param prot - `IOMMU_READ | IOMMU_WRITE | ...`
+ * @param gfp - allocation flags, default `GFP_KERNEL`
+ * @returns the number of bytes mapped (Linux `ssize_t` result)
+ * @throws ErrnoError as {@link iommuMapNosync}, or the driver's `iotlbSyncMap` error
+ */
+export function iommuMapSg(
+  domain: IommuDomain,
+  iova: bigint,
+  sg: readonly IommuSgEntry[],
+  prot: number,
+  gfp = GFP_KERNEL,
+): bigint {
+  let done = 0n;
+  let runStart = 0;
+  let runLen = 0;
+  const flushRun = (): void => {
+    iommuMapNosync(domain, iova + done, BigInt(runStart), BigInt(runLen), prot, gfp);
+    done += BigInt(runLen);
+    runLen = 0;
+  };
+  try {
+    for (const ent of sg) {
+      const phys = ent.page + ent.offset;
+      if (runLen !== 0 && phys !== runStart + runLen) flushRun();
+      if (ent.busAddress) continue;
+      if (runLen === 0) runStart = phys;
+      runLen += ent.length;
+    }
+    if (runLen !== 0) flushRun();
+    iommuSyncMap(domain, iova, done);
+  } catch (e) {
+    iommuUnmap(domain, iova, done);
+    throw e;
+  }
+  return done;
 }
 
 function unmapInner(domain: IommuDomain, iova: bigint, size: bigint, gather: IommuIotlbGather): bigint {
