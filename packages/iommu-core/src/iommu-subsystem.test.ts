@@ -608,3 +608,36 @@ describe('sysfs type attribute (iommuGroupShowType / iommuGroupStoreType)', () =
     expect(eg.domain).toBe(edma);
   });
 });
+
+describe('attach handles at the RID (iommufd)', () => {
+  it('stores the handle at PASID 0 with the attach, refuses a second one, and drops it on detach', () => {
+    const { sub, hb, drv } = make();
+    const d = hb.rootBus.addDevice({ devfn: 0x60 });
+    sub.addDevice(d);
+    const g = d.iommuGroup!;
+    sub.iommuGroupClaimDmaOwner(g, {});
+    const a = sub.iommuPagingDomainAlloc(d);
+    const b = sub.iommuPagingDomainAlloc(d);
+    expect(errno(() => sub.iommuAttachGroupHandle(a, g, null))).toBe('EINVAL');
+    const h = { domain: a };
+    sub.iommuAttachGroupHandle(a, g, h);
+    expect(g.domain).toBe(a);
+    expect(sub.iommuAttachHandleGet(g, 0, 0)).toBe(h);
+    // Another attach with a handle: PASID 0 is taken, nothing changes.
+    expect(errno(() => sub.iommuAttachGroupHandle(b, g, { domain: b }))).toBe('EBUSY');
+    expect(g.domain).toBe(a);
+    // Replace switches domain and handle whatever is attached now.
+    const h2 = { domain: b };
+    sub.iommuReplaceGroupHandle(b, g, h2);
+    expect(g.domain).toBe(b);
+    expect(sub.iommuAttachHandleGet(g, 0, 0)).toBe(h2);
+    // A failing replace leaves domain and handle as they were.
+    drv.failNext.attach.push('ENOSPC');
+    expect(errno(() => sub.iommuReplaceGroupHandle(a, g, h))).toBe('ENOSPC');
+    expect(g.domain).toBe(b);
+    expect(sub.iommuAttachHandleGet(g, 0, 0)).toBe(h2);
+    sub.iommuDetachGroupHandle(b, g);
+    expect(g.domain).toBe(g.blockingDomain);
+    expect(errno(() => sub.iommuAttachHandleGet(g, 0, 0))).toBe('ENOENT');
+  });
+});

@@ -957,6 +957,45 @@ export class IommuSubsystem {
   }
 
   /**
+   * `iommu_attach_group_handle(domain, group, handle)` (iommufd): attach as
+   * {@link IommuSubsystem.iommuAttachGroup} and store `handle` at PASID 0 of the group's PASID
+   * array, where I/O page faults without a PASID find their handler.
+   * @throws ErrnoError `EINVAL` without a handle; `EBUSY` if PASID 0 already holds an entry; then as
+   *   {@link IommuSubsystem.iommuAttachGroup} (nothing is stored on failure)
+   */
+  iommuAttachGroupHandle(domain: IommuDomain, group: IommuGroup, handle: IommuAttachHandle | null): void {
+    if (!handle) throw new ErrnoError('EINVAL', 'no attach handle');
+    if (group.pasidArray.has(IOMMU_NO_PASID))
+      throw new ErrnoError('EBUSY', `group ${group.id}: RID handle in use`);
+    this.iommuAttachGroup(domain, group);
+    group.pasidArray.set(IOMMU_NO_PASID, { domain, handle });
+  }
+
+  /**
+   * `iommu_detach_group_handle(domain, group)`: back to the core domain and drop the handle at
+   * PASID 0.
+   */
+  iommuDetachGroupHandle(_domain: IommuDomain, group: IommuGroup): void {
+    this.groupSetCoreDomain(group);
+    group.pasidArray.delete(IOMMU_NO_PASID);
+  }
+
+  /**
+   * `iommu_replace_group_handle(newDomain, group, handle)` (iommufd): switch the group to
+   * `newDomain` whatever it is attached to now, and store `handle` at PASID 0 (replacing any).
+   * @throws ErrnoError `EINVAL` without a handle; the set-domain errors (the group and its handle
+   *   stay as they were)
+   */
+  iommuReplaceGroupHandle(newDomain: IommuDomain, group: IommuGroup, handle: IommuAttachHandle | null): void {
+    if (!handle) throw new ErrnoError('EINVAL', 'no attach handle');
+    const dev = group.firstDevice;
+    if (!dev || !this.domainCompatible(this.devIommuOps(dev), newDomain))
+      throw new ErrnoError('EINVAL', 'domain incompatible with the group');
+    this.groupSetDomainInternal(group, newDomain, 0);
+    group.pasidArray.set(IOMMU_NO_PASID, { domain: newDomain, handle });
+  }
+
+  /**
    * `iommu_attach_device(domain, dev)`: attach a singleton group's device.
    * @throws ErrnoError `ENODEV` without a group; `EINVAL` if the group has more than one device;
    *   then as {@link IommuSubsystem.iommuAttachGroup}
