@@ -1,6 +1,7 @@
 // Entry point: `tsx src/cli.ts <suite> [options]`, or `pnpm bench <suite>` from the repo root.
 
 import { runIntervalTreeSuite } from './interval-tree-suite.js';
+import { runIoPgfaultSuite } from './io-pgfault-suite.js';
 import { runIoPgtableSuite } from './io-pgtable-suite.js';
 import { runIoasidSuite } from './ioasid-suite.js';
 import { runIommuCoreSuite } from './iommu-core-suite.js';
@@ -8,6 +9,7 @@ import { runIommuCoreSuite } from './iommu-core-suite.js';
 const suites: Record<string, (args: string[]) => Promise<void>> = {
   'interval-tree': runIntervalTreeSuite,
   ioasid: runIoasidSuite,
+  'io-pgfault': runIoPgfaultSuite,
   'io-pgtable': runIoPgtableSuite,
   'iommu-core': runIommuCoreSuite,
 };
