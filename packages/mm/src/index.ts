@@ -43,7 +43,7 @@ export { dupMm } from './fork.js';
 export { pinUserPagesRemote, unpinUserPages } from './gup.js';
 export { type CreateProcessOptions, Machine, type MachineOptions, type UserStruct } from './machine.js';
 export { migratePage, reclaimPage } from './migrate.js';
-export { Mm, mmdrop, mmget, mmgetNotZero, mmgrab, mmput, type ZapResult } from './mm.js';
+export { Mm, type MmIommuData, mmdrop, mmget, mmgetNotZero, mmgrab, mmput, type ZapResult } from './mm.js';
 export * from './mman.js';
 export { doMadvise, doMmap, doMprotect, doMunmap, MMAP_MIN_ADDR } from './mmap.js';
 export {
@@ -75,7 +75,7 @@ export {
   type PhysicalMemoryOptions,
   type PhysicalMemoryStats,
 } from './physical-memory.js';
-export { Process, type ProcessInit } from './process.js';
+export { Process, type ProcessInit, type ProcessOptions } from './process.js';
 export {
   type FlushTlbRangeOptions,
   MAX_DVM_OPS,

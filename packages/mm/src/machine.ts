@@ -7,7 +7,7 @@ import { ErrnoError } from '@iommu-ts/base';
 import { AsidAllocator } from './asid.js';
 import type { Arch } from './cpu-pgtable.js';
 import { PhysicalMemory, type PhysicalMemoryOptions } from './physical-memory.js';
-import { Process } from './process.js';
+import type { Process } from './process.js';
 import { TlbBroadcast } from './tlb-broadcast.js';
 
 /** Options of {@link Machine}. */
@@ -33,6 +33,28 @@ export interface CreateProcessOptions {
   /** `RLIMIT_MEMLOCK` in bytes (`Infinity` for `RLIM_INFINITY`). Default 8 MiB (`MLOCK_LIMIT`). */
   readonly rlimitMemlock?: number;
 }
+
+/**
+ * How {@link Machine.createProcess} builds a process. process.ts installs it when it loads, so that
+ * machine.ts needs only a type import of `Process` (process.ts imports `Machine` at run time for
+ * `new Process(memory)`, and a runtime import in both directions would be a cycle).
+ * @internal
+ */
+export type ProcessFactory = (machine: Machine, options: CreateProcessOptions) => Process;
+
+let processFactory: ProcessFactory | null = null;
+
+/**
+ * Install the {@link ProcessFactory} (called once by process.ts).
+ * @param factory - the factory
+ * @internal
+ */
+export function setProcessFactory(factory: ProcessFactory): void {
+  processFactory = factory;
+}
+
+/** The machine each `PhysicalMemory` belongs to: the first one created over it. */
+const machineOfMemory = new WeakMap<PhysicalMemory, Machine>();
 
 /** Per-user state (`struct user_struct`, kernel/user.c). */
 export interface UserStruct {
@@ -75,6 +97,17 @@ export class Machine {
       broadcast: this.tlb,
     });
     this.tlbRangeSupported = options.tlbRangeSupported ?? false;
+    if (!machineOfMemory.has(this.memory)) machineOfMemory.set(this.memory, this);
+  }
+
+  /**
+   * The machine owning `memory`: the first `Machine` created over it, or a new one with default
+   * options (1 CPU, 16-bit ASIDs). `new Process(memory)` uses it, so every process created over the
+   * same RAM shares one machine (pids, per-user `locked_vm`, page map counts).
+   * @param memory - the RAM
+   */
+  static forMemory(memory: PhysicalMemory): Machine {
+    return machineOfMemory.get(memory) ?? new Machine({ memory });
   }
 
   /**
@@ -84,13 +117,8 @@ export class Machine {
    * @throws ErrnoError `ENOMEM` when the top-level page table cannot be allocated
    */
   createProcess(options: CreateProcessOptions): Process {
-    return new Process(this, this.allocPid(), {
-      arch: options.arch,
-      uid: options.uid ?? 0,
-      capabilities: options.capabilities === undefined ? null : new Set(options.capabilities),
-      rlimitMemlock: options.rlimitMemlock ?? 8 * 1024 * 1024,
-      mm: null,
-    });
+    if (processFactory === null) throw new Error('@iommu-ts/mm: process.ts is not loaded');
+    return processFactory(this, options);
   }
 
   /** Allocate the next pid (`alloc_pid`; pids are not reused). @internal */

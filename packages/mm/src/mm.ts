@@ -69,6 +69,13 @@ export class Mm {
   lockedVm = 0;
   /** Whether `exit_mmap` has run (no VMAs, no page tables). */
   dead = false;
+  /**
+   * `iommu_mm`: the IOMMU SVA state of this address space (its PASID), set by `@iommu-ts/iommu-sva`;
+   * `null` until the first bind, and for every new or forked mm. Opaque here except for
+   * {@link MmIommuData.pasidDrop}, which the last {@link Mm.mmput} calls after the teardown
+   * (`mm_pasid_drop` in `__mmput`).
+   */
+  iommuMm: MmIommuData | null = null;
   private mmUsers = 1;
   private mmCount = 1;
 
@@ -157,6 +164,11 @@ export class Mm {
     this.mmUsers--;
     if (this.mmUsers === 0) {
       this.exitMmap();
+      const iommuMm = this.iommuMm;
+      if (iommuMm !== null) {
+        this.iommuMm = null;
+        iommuMm.pasidDrop(this);
+      }
       this.mmdrop();
     }
   }
@@ -401,6 +413,18 @@ export class Mm {
     this.pgtable.free();
     this.dead = true;
   }
+}
+
+/** What an IOMMU layer hangs on {@link Mm.iommuMm} (`struct iommu_mm_data`). */
+export interface MmIommuData {
+  /** The mm's PASID. */
+  readonly pasid: number;
+  /**
+   * `mm_pasid_drop(mm)`: free the PASID and this state; called once by the last `mmput`, after
+   * `exit_mmap`.
+   * @param mm - the dying mm
+   */
+  pasidDrop(mm: Mm): void;
 }
 
 /**

@@ -4,22 +4,24 @@
  *
  * @remarks
  * Addresses: user VAs are returned as `number`s (below 2^48); every address parameter also accepts
- * a `bigint` (as iommufd passes `user_va`). Error style: system calls and GUP throw `ErrnoError` with
+ * a `bigint` (as iommufd passes `user_va`). Lengths are numbers or bigints; `mmap` with a bigint
+ * length returns a bigint address (the form the iommufd contract and C-style callers use). Error style: system calls and GUP throw `ErrnoError` with
  * Linux's errno; user-mode accesses throw {@link UserFaultError} (`EFAULT`, with the signal);
  * `handleMmFault` returns `VM_FAULT_*` bits; `copyToUser`/`copyFromUser` return the bytes not copied.
  */
 
 import { ErrnoError } from '@iommu-ts/base';
-import { CAP_LAST_CAP } from './accounting.js';
+import { CAP_LAST_CAP, MLOCK_LIMIT } from './accounting.js';
 import type { Arch } from './cpu-pgtable.js';
 import { handleMmFault, hwAccess, type UserAddr, userVa } from './fault.js';
 import { FdTable, type ProcessFile } from './fd-table.js';
 import { dupMm } from './fork.js';
 import { pinUserPagesRemote, unpinUserPages } from './gup.js';
-import type { Machine } from './machine.js';
+import { type CreateProcessOptions, Machine, setProcessFactory } from './machine.js';
 import { migratePage, reclaimPage } from './migrate.js';
 import { Mm } from './mm.js';
 import { doMadvise, doMmap, doMprotect, doMunmap } from './mmap.js';
+import { PhysicalMemory } from './physical-memory.js';
 import { copyFromUser, copyToUser, userRead, userWrite } from './uaccess.js';
 import type { VmaInfo } from './vma.js';
 
@@ -40,7 +42,28 @@ export interface ProcessInit {
 }
 
 /**
- * A process on a {@link Machine}. Created by `machine.createProcess` or {@link Process.fork}.
+ * Options of `new Process(memory, options)`: credentials, limits and the address-space format of
+ * a process created directly over a {@link PhysicalMemory}.
+ */
+export interface ProcessOptions {
+  /** Real/effective uid. Default 0 (root, as the kernel selftests run). */
+  readonly uid?: number;
+  /** Effective capabilities (`CAP_*` numbers). Default: every capability. */
+  readonly capabilities?: Iterable<number>;
+  /** `RLIMIT_MEMLOCK` in bytes (`Infinity` for `RLIM_INFINITY`). Default 8 MiB (`MLOCK_LIMIT`). */
+  readonly rlimitMemlock?: number;
+  /** Page-table format and address-space size. Default `'arm64'`. */
+  readonly arch?: Arch;
+}
+
+/** A length given as a number or a `size_t`-style bigint, as a number (huge values stay huge). */
+function lengthArg(length: number | bigint): number {
+  return typeof length === 'bigint' ? Number(BigInt.asUintN(64, length)) : length;
+}
+
+/**
+ * A process on a {@link Machine}. Created by `new Process(memory, options)`, by
+ * `machine.createProcess` or by {@link Process.fork}.
  */
 export class Process {
   /** The machine. */
@@ -60,12 +83,45 @@ export class Process {
   private mmRef: Mm | null;
 
   /**
+   * A new process with an empty address space on the machine that owns `memory`
+   * ({@link Machine.forMemory}: created with default options on first use, then shared by every
+   * process created over the same memory).
+   * @param memory - the machine's RAM
+   * @param options - uid (default 0), capabilities (default all), `RLIMIT_MEMLOCK` (default 8 MiB),
+   *   arch (default `'arm64'`)
+   * @throws ErrnoError `ENOMEM` when the top-level page table cannot be allocated
+   */
+  constructor(memory: PhysicalMemory, options?: ProcessOptions);
+  /**
+   * The form `machine.createProcess` and `fork` use.
    * @param machine - the machine
    * @param pid - process id
    * @param init - credentials, limits, mm
    * @internal
    */
-  constructor(machine: Machine, pid: number, init: ProcessInit) {
+  constructor(machine: Machine, pid: number, init: ProcessInit);
+  constructor(first: PhysicalMemory | Machine, second?: number | ProcessOptions, third?: ProcessInit) {
+    let machine: Machine;
+    let pid: number;
+    let init: ProcessInit;
+    if (first instanceof PhysicalMemory) {
+      const o = (typeof second === 'object' ? second : undefined) ?? {};
+      machine = Machine.forMemory(first);
+      pid = machine.allocPid();
+      init = {
+        arch: o.arch ?? 'arm64',
+        uid: o.uid ?? 0,
+        capabilities: o.capabilities === undefined ? null : new Set(o.capabilities),
+        rlimitMemlock: o.rlimitMemlock ?? MLOCK_LIMIT,
+        mm: null,
+      };
+    } else {
+      if (typeof second !== 'number' || third === undefined)
+        throw new ErrnoError('EINVAL', 'new Process(machine, pid, init) needs a pid and init');
+      machine = first;
+      pid = second;
+      init = third;
+    }
     this.machine = machine;
     this.pid = pid;
     this.uid = init.uid;
@@ -130,6 +186,17 @@ export class Process {
   // ---- memory system calls ----
 
   /**
+   * `mmap(addr, length, prot, flags, -1, 0)` of anonymous memory with a bigint length (a `size_t`;
+   * values of 2^64 and above wrap as in C); see `doMmap` in mmap.ts.
+   * @param length - bytes
+   * @param prot - `PROT_*`
+   * @param flags - `MAP_*`
+   * @param addr - hint or fixed address
+   * @returns the mapping's start, as a bigint
+   * @throws ErrnoError `EINVAL`, `EBADF`, `ENOMEM`, `EEXIST`
+   */
+  mmap(length: bigint, prot: number, flags: number, addr?: UserAddr): bigint;
+  /**
    * `mmap(addr, length, prot, flags, -1, 0)` of anonymous memory; see `doMmap` in mmap.ts.
    * @param length - bytes
    * @param prot - `PROT_*`
@@ -138,40 +205,42 @@ export class Process {
    * @returns the mapping's start
    * @throws ErrnoError `EINVAL`, `EBADF`, `ENOMEM`, `EEXIST`
    */
-  mmap(length: number, prot: number, flags: number, addr: UserAddr = 0): number {
-    return doMmap(this.mm, length, prot, flags, addr);
+  mmap(length: number, prot: number, flags: number, addr?: UserAddr): number;
+  mmap(length: number | bigint, prot: number, flags: number, addr: UserAddr = 0): number | bigint {
+    const va = doMmap(this.mm, lengthArg(length), prot, flags, addr);
+    return typeof length === 'bigint' ? BigInt(va) : va;
   }
 
   /**
    * `munmap(addr, length)`.
    * @param addr - page-aligned start
-   * @param length - bytes
+   * @param length - bytes (number or bigint)
    * @throws ErrnoError `EINVAL`
    */
-  munmap(addr: UserAddr, length: number): void {
-    doMunmap(this.mm, addr, length);
+  munmap(addr: UserAddr, length: number | bigint): void {
+    doMunmap(this.mm, addr, lengthArg(length));
   }
 
   /**
    * `mprotect(addr, length, prot)`.
    * @param addr - page-aligned start
-   * @param length - bytes
+   * @param length - bytes (number or bigint)
    * @param prot - `PROT_*`
    * @throws ErrnoError `EINVAL`, `ENOMEM`
    */
-  mprotect(addr: UserAddr, length: number, prot: number): void {
-    doMprotect(this.mm, addr, length, prot);
+  mprotect(addr: UserAddr, length: number | bigint, prot: number): void {
+    doMprotect(this.mm, addr, lengthArg(length), prot);
   }
 
   /**
    * `madvise(addr, length, advice)`.
    * @param addr - page-aligned start
-   * @param length - bytes
+   * @param length - bytes (number or bigint)
    * @param advice - `MADV_*`
    * @throws ErrnoError `EINVAL`, `ENOMEM`
    */
-  madvise(addr: UserAddr, length: number, advice: number): void {
-    doMadvise(this.mm, addr, length, advice);
+  madvise(addr: UserAddr, length: number | bigint, advice: number): void {
+    doMadvise(this.mm, addr, lengthArg(length), advice);
   }
 
   /** The VMAs in address order (like /proc/pid/maps). */
@@ -219,13 +288,13 @@ export class Process {
   /**
    * A user-mode read of `len` bytes at `va`, through the page tables (faults pages in).
    * @param va - address
-   * @param len - bytes
+   * @param len - bytes (number or bigint)
    * @param cpu - the CPU it runs on (arm64: its ASID is switched in); default 0
    * @throws UserFaultError on SIGSEGV/SIGBUS
    */
-  read(va: UserAddr, len: number, cpu = 0): Uint8Array {
+  read(va: UserAddr, len: number | bigint, cpu = 0): Uint8Array {
     this.switchTo(cpu);
-    return userRead(this.mm, va, len);
+    return userRead(this.mm, va, lengthArg(len));
   }
 
   /**
@@ -324,3 +393,14 @@ export class Process {
     unpinUserPages(this.machine.memory, pages, makeDirty);
   }
 }
+
+setProcessFactory(
+  (machine: Machine, options: CreateProcessOptions): Process =>
+    new Process(machine, machine.allocPid(), {
+      arch: options.arch,
+      uid: options.uid ?? 0,
+      capabilities: options.capabilities === undefined ? null : new Set(options.capabilities),
+      rlimitMemlock: options.rlimitMemlock ?? MLOCK_LIMIT,
+      mm: null,
+    }),
+);
