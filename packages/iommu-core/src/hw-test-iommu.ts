@@ -144,6 +144,14 @@ export class TestIommuHw implements IommuHw {
     this.memory = memory;
     this.name = options.name ?? 'test-iommu-hw';
     this.#stall = options.stall ?? ((dev) => dev instanceof PlatformDevice && dev.dmaCanStall);
+    driver.atcInvalidator = (domain, start, end) => {
+      for (const [sid, s] of driver.streams) {
+        if (!this.#atsEnabled(sid)) continue;
+        const size = end === 0n && start === 0n ? 0n : end - start;
+        if (s.domain === domain) this.atcInvalidate(sid, undefined, start, size);
+        for (const [pasid, d] of s.pasids) if (d === domain) this.atcInvalidate(sid, pasid, start, size);
+      }
+    };
   }
 
   #atsEnabled(sid: number): boolean {

@@ -127,6 +127,20 @@ export interface IommuDomainOps {
    * @throws ErrnoError as the driver's `-errno`
    */
   setPgtableQuirks?(domain: IommuDomain, quirks: number): void;
+  /**
+   * SVA domains: the shared mm's translations for user VAs `[start, end)` (bytes, `end` exclusive;
+   * `(0, Infinity)`-style full ranges arrive as `start = 0, end = mm.taskSize`) changed; invalidate
+   * the IOTLB and device TLBs (ATC) of every device and PASID the domain is attached to. Called by
+   * `@iommu-ts/iommu-sva`'s MMU notifier (the seed's `mm_invalidate`, today's driver
+   * `arch_invalidate_secondary_tlbs`); must not sleep.
+   */
+  mmInvalidate?(domain: IommuDomain, start: number, end: number): void;
+  /**
+   * SVA domains: the mm is exiting while still bound (the notifier's `release`). Make every PASID
+   * of the domain non-translating without hard faults (DMA blocked, page requests still answered),
+   * then invalidate.
+   */
+  mmRelease?(domain: IommuDomain): void;
   /** `free(domain)`: release the domain's resources. */
   free?(domain: IommuDomain): void;
 }

@@ -16,7 +16,7 @@
 import { ErrnoError, isErrnoError } from '@iommu-ts/base';
 import type { IommuIotlbGather } from '@iommu-ts/io-pgtable';
 import { IOMMU_PASID_INVALID, IoasidSubsystem } from '@iommu-ts/ioasid';
-import { type Mm, mmdrop } from '@iommu-ts/mm';
+import { type Mm, mmdrop, mmgrab } from '@iommu-ts/mm';
 import { pciAtsSupported } from './ats.js';
 import { DevIommu, type Device, PlatformDevice } from './device.js';
 import {
@@ -565,6 +565,7 @@ export class IommuSubsystem {
     if (!ops.domainAllocSva) throw new ErrnoError('EOPNOTSUPP', `${dev.name}: no SVA domains`);
     const d = this.domainInit(ops.domainAllocSva(dev, mm), IOMMU_DOMAIN_SVA, ops);
     d.cookieType = IommuDomainCookieType.SVA;
+    mmgrab(mm);
     d.mm = mm;
     d.users = 1;
     return d;

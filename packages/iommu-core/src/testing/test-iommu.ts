@@ -64,6 +64,8 @@ export type TestIommuCall =
   | { op: 'flush_iotlb_all' }
   | { op: 'domain_free'; domain: IommuDomain }
   | { op: 'page_response'; dev: string; msg: IommuPageResponse }
+  | { op: 'mm_invalidate'; domain: IommuDomain; start: number; end: number }
+  | { op: 'mm_release'; domain: IommuDomain }
   | { op: 'dev_enable_feat' | 'dev_disable_feat'; dev: string; feat: IommuDevFeature };
 
 /** Why {@link TestIommu.translate} refused an access. */
@@ -227,6 +229,11 @@ export class TestIommu {
     setDevPasid: [],
     probe: [],
   };
+  /**
+   * Device-TLB invalidation for a domain's range (set by `TestIommuHw`, which sends the ATS
+   * invalidations): called by the SVA domain ops after the IOTLB invalidation. `end` exclusive.
+   */
+  atcInvalidator: ((domain: IommuDomain, start: bigint, end: bigint) => void) | undefined;
   private readonly options: TestIommuOptions;
   private readonly tlb = new Map<IommuDomain, Map<bigint, { pa: bigint; desc: bigint; pgsize: number }>>();
 
@@ -346,6 +353,11 @@ export class TestIommu {
     return [];
   }
 
+  /** Throw the next queued `setDevPasid` failure, if any (used by the SVA domain). @internal */
+  failNextSetDevPasid(): void {
+    this.takeFailure('setDevPasid');
+  }
+
   private takeFailure(kind: 'attach' | 'setDevPasid' | 'probe'): void {
     const code = this.failNext[kind].shift();
     if (code) throw new ErrnoError(code, `injected ${kind} failure`);
@@ -423,7 +435,14 @@ export class TestIommu {
     };
   }
 
-  private invalidate(domain: IommuDomain, start: bigint, end: bigint): void {
+  /**
+   * Drop the cached translations of `domain` overlapping `[start, end]` (inclusive, bytes), as an
+   * IOTLB invalidation by range would.
+   * @param domain - the domain
+   * @param start - first byte
+   * @param end - last byte
+   */
+  invalidate(domain: IommuDomain, start: bigint, end: bigint): void {
     const t = this.tlb.get(domain);
     if (!t) return;
     for (const [page, e] of t) {
@@ -471,6 +490,7 @@ export class TestIommu {
     let read64: (pa: number) => bigint;
     let ias = this.ias;
     if (domain instanceof TestSvaDomain) {
+      if (domain.released) return { fault: 'bypass_blocked', domain };
       const mm = domain.mm as Mm;
       root = mm.pgd;
       ias = 48;
@@ -521,14 +541,33 @@ export class TestIommu {
   }
 }
 
-/** An SVA domain of the test driver: translates through the `Mm`'s arm64 CPU page table. */
+/**
+ * An SVA domain of the test driver: translates through the `Mm`'s arm64 CPU page table. On
+ * `mmInvalidate` it drops its IOTLB entries in the range; after `mmRelease` every access through it
+ * faults as blocked (what SMMUv3 does by keeping the CD valid with translation disabled).
+ */
 export class TestSvaDomain extends IommuDomain {
+  /** Whether the mm went away while the domain was bound (`mmRelease` ran). */
+  released = false;
+
   /** @internal */
   constructor(driver: TestIommu, mm: Mm) {
     super({
       setDevPasid(domain, dev, pasid, old) {
         driver.calls.push({ op: 'set_dev_pasid', dev: dev.name, pasid, domain, old });
+        driver.failNextSetDevPasid();
         for (const sid of driver.streamIds(dev)) driver.streams.get(sid)?.pasids.set(pasid, domain);
+      },
+      mmInvalidate(domain, start, end) {
+        driver.calls.push({ op: 'mm_invalidate', domain, start, end });
+        driver.invalidate(domain, BigInt(start), BigInt(end) - 1n);
+        driver.atcInvalidator?.(domain, BigInt(start), BigInt(end));
+      },
+      mmRelease(domain) {
+        driver.calls.push({ op: 'mm_release', domain });
+        (domain as TestSvaDomain).released = true;
+        driver.invalidate(domain, 0n, (1n << 64n) - 1n);
+        driver.atcInvalidator?.(domain, 0n, 0n);
       },
       free(domain) {
         driver.calls.push({ op: 'domain_free', domain });
