@@ -7,7 +7,7 @@ import { ErrnoError, Scheduler, type Workqueue } from '@iommu-ts/base';
 import { type Device, IommuPageResponseCode } from '@iommu-ts/iommu-core';
 import { IommuFaultParam, iopfPutDevFaultParam } from './fault-param.js';
 import { iopfWarn, traceIopfPartialDiscarded } from './iopf-trace.js';
-import { sendPageResponse } from './response.js';
+import { answerGroup, releaseGroup } from './response.js';
 
 /** Options of {@link iopfQueueAlloc}. */
 export interface IopfQueueOptions {
@@ -117,12 +117,8 @@ export function iopfQueueRemoveDevice(queue: IopfQueue, dev: Device): void {
   queue.wq.flush();
   dropPartial(param);
   for (const g of [...param.faults]) {
-    param.faults.delete(g);
-    g.responded = true;
-    sendPageResponse(dev, g.lastFault.fault, IommuPageResponseCode.INVALID, 'teardown');
-    g.freed = true;
-    g.faults.length = 0;
-    iopfPutDevFaultParam(param);
+    answerGroup(g, IommuPageResponseCode.INVALID, 'teardown');
+    releaseGroup(g);
   }
   queue.devices.delete(param);
   if (dev.iommu) dev.iommu.faultParam = null;

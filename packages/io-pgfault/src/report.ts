@@ -26,7 +26,7 @@ import {
   traceIopfGroupHandled,
   traceIopfGroupQueued,
 } from './iopf-trace.js';
-import { iopfFreeGroup, sendPageResponse } from './response.js';
+import { answerGroup, iopfFreeGroup, sendPageResponse } from './response.js';
 
 const ENOMEM = -12;
 const EINVAL = -22;
@@ -163,9 +163,6 @@ export function iommuReportDeviceFault(dev: Device, fault: IommuFault): number {
 
 function abortGroup(group: IopfGroup): void {
   const param = group.faultParam;
-  if (param.faults.delete(group) || group.abort) {
-    group.responded = true;
-    sendPageResponse(param.dev, group.lastFault.fault, IommuPageResponseCode.FAILURE, 'abort');
-  }
+  if (param.faults.has(group) || group.abort) answerGroup(group, IommuPageResponseCode.FAILURE, 'abort');
   iopfFreeGroup(group);
 }

@@ -48,6 +48,34 @@ export function sendPageResponse(
 }
 
 /**
+ * Take a group off its device's pending list and send its one response.
+ * @param g - the group
+ * @param code - the response code
+ * @param cause - for the trace
+ * @internal
+ */
+export function answerGroup(
+  g: IopfGroup,
+  code: IommuPageResponseCode,
+  cause: IopfPageResponseEvent['cause'],
+): void {
+  g.faultParam.faults.delete(g);
+  g.responded = true;
+  sendPageResponse(g.faultParam.dev, g.lastFault.fault, code, cause);
+}
+
+/**
+ * Release a group: mark it freed, drop its requests and its reference on the device's fault state.
+ * @param g - the group
+ * @internal
+ */
+export function releaseGroup(g: IopfGroup): void {
+  g.freed = true;
+  g.faults.length = 0;
+  iopfPutDevFaultParam(g.faultParam);
+}
+
+/**
  * `iopf_group_response(group, code)`: answer a group once. If the group is still pending, its
  * response (PASID and group index of the LAST_PAGE request, and `code`) goes to the driver's
  * `page_response` and the group leaves the pending list; otherwise (already answered, for example
@@ -64,11 +92,8 @@ export function iopfGroupResponse(group: IopfGroupLike, code: IommuPageResponseC
     iopfWarn(g.dev.name, `response to freed group ${g.lastFault.fault.prm.grpid}`);
     return false;
   }
-  const param = g.faultParam;
-  if (!param.faults.has(g)) return false;
-  param.faults.delete(g);
-  g.responded = true;
-  sendPageResponse(param.dev, g.lastFault.fault, code, 'handler');
+  if (!g.faultParam.faults.has(g)) return false;
+  answerGroup(g, code, 'handler');
   return true;
 }
 
@@ -88,9 +113,7 @@ export function iopfFreeGroup(group: IopfGroupLike): void {
   }
   if (g.faultParam.faults.delete(g))
     iopfWarn(g.dev.name, `freeing unanswered group ${g.lastFault.fault.prm.grpid}`);
-  g.freed = true;
-  g.faults.length = 0;
-  iopfPutDevFaultParam(g.faultParam);
+  releaseGroup(g);
 }
 
 /**
@@ -116,9 +139,7 @@ export function iopfRespondHandleFaults(
   let n = 0;
   for (const g of [...param.faults]) {
     if (g.attachHandle !== handle) continue;
-    param.faults.delete(g);
-    g.responded = true;
-    sendPageResponse(dev, g.lastFault.fault, code, 'teardown');
+    answerGroup(g, code, 'teardown');
     n++;
   }
   return n;
@@ -173,9 +194,7 @@ export function iommuPageResponse(dev: Device, msg: IommuPageResponseV1): void {
     const needsPasid = (prm.flags & IOMMU_FAULT_PAGE_RESPONSE_NEEDS_PASID) !== 0;
     const hasPasid = (msg.flags & IOMMU_PAGE_RESP_PASID_VALID) !== 0;
     if (needsPasid && (!hasPasid || msg.pasid !== prm.pasid)) continue;
-    param.faults.delete(g);
-    g.responded = true;
-    sendPageResponse(dev, g.lastFault.fault, msg.code, 'handler');
+    answerGroup(g, msg.code, 'handler');
     return;
   }
   throw new ErrnoError('EINVAL', `no pending group ${msg.grpid}`);
