@@ -12,6 +12,7 @@ import nit from 'node-interval-tree';
 import { Bench } from 'tinybench';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
+import { printTable } from './table.js';
 
 const NodeIntervalTree = nit.default;
 
@@ -265,12 +266,7 @@ export async function runIntervalTreeSuite(args: string[]): Promise<void> {
     header,
     ...rows.map((r) => [r.op, fmt(r.ours), fmt(r.flatten), fmt(r.nit), `${r.ratio.toFixed(2)}x`]),
   ];
-  const widths = header.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-  const line = (row: string[]): string => `| ${row.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  console.log('');
-  console.log(line(table[0]!));
-  console.log(`|${widths.map((wd) => '-'.repeat(wd + 2)).join('|')}|`);
-  for (const row of table.slice(1)) console.log(line(row));
+  printTable(table);
   console.log('');
   console.log(
     `average hits: point ${((hits['point query'][OURS] ?? 0) / opts.n).toFixed(2)}, range ${((hits['range query'][OURS] ?? 0) / opts.n).toFixed(2)}`,

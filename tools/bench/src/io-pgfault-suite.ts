@@ -38,23 +38,12 @@ import {
 import { TestIommu } from '@iommu-ts/iommu-core/testing';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
+import { bestNsPerOp, printTable } from './table.js';
 
 interface Row {
   name: string;
   ns: number;
   note: string;
-}
-
-function best(rounds: number, n: number, fn: (n: number) => void): number {
-  fn(Math.max(1, Math.floor(n / 10)));
-  let bestNs = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    fn(n);
-    const ns = ((performance.now() - t0) * 1e6) / n;
-    if (ns < bestNs) bestNs = ns;
-  }
-  return bestNs;
 }
 
 function request(grpid: number, pasid: number, last: boolean): IommuFault {
@@ -115,7 +104,7 @@ export async function runIoPgfaultSuite(args: string[]): Promise<void> {
 
   {
     const s = setup(iopfWorkHandler(() => IommuPageResponseCode.SUCCESS));
-    const ns = best(opts.rounds, opts.faults, (n) => {
+    const ns = bestNsPerOp(opts.rounds, opts.faults, (n) => {
       for (let i = 0; i < n; i++) {
         iommuReportDeviceFault(s.dev, faults[i & 1] as IommuFault);
         if ((i & 1023) === 1023) s.sched.runUntilIdle();
@@ -126,7 +115,7 @@ export async function runIoPgfaultSuite(args: string[]): Promise<void> {
   }
   (() => {
     const s = setup(syncHandler);
-    const ns = best(opts.rounds, opts.faults, (n) => {
+    const ns = bestNsPerOp(opts.rounds, opts.faults, (n) => {
       for (let i = 0; i < n; i++) iommuReportDeviceFault(s.dev, faults[i & 1] as IommuFault);
     });
     rows.push({ name: '1-request groups, synchronous handler', ns, note: `${s.responses()} responses` });
@@ -135,7 +124,7 @@ export async function runIoPgfaultSuite(args: string[]): Promise<void> {
     const s = setup(syncHandler);
     const partial = request(7, 1, false);
     const last = request(7, 1, true);
-    const ns = best(opts.rounds, opts.faults, (n) => {
+    const ns = bestNsPerOp(opts.rounds, opts.faults, (n) => {
       for (let i = 0; i < n; i += 4) {
         iommuReportDeviceFault(s.dev, partial);
         iommuReportDeviceFault(s.dev, partial);
@@ -156,7 +145,7 @@ export async function runIoPgfaultSuite(args: string[]): Promise<void> {
     holder.iopfHandler = () => {};
     s.sub.iommuAttachDevicePasid(holder, s.dev, 2, { domain: holder });
     for (let i = 0; i < pending; i++) iommuReportDeviceFault(s.dev, request(1000 + i, 2, true));
-    const ns = best(opts.rounds, opts.faults, (n) => {
+    const ns = bestNsPerOp(opts.rounds, opts.faults, (n) => {
       for (let i = 0; i < n; i++) iommuReportDeviceFault(s.dev, faults[i & 1] as IommuFault);
     });
     pendingRows.push({ pending, ns });
@@ -173,13 +162,7 @@ export async function runIoPgfaultSuite(args: string[]): Promise<void> {
     header,
     ...rows.map((r) => [r.name, r.ns.toFixed(0), (1e9 / r.ns).toExponential(2), r.note]),
   ];
-  const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] as string).length)));
-  const line = (row: string[]): string =>
-    `| ${row.map((cell, c) => cell.padEnd(widths[c] as number)).join(' | ')} |`;
-  console.log('');
-  console.log(line(table[0] as string[]));
-  console.log(`|${widths.map((wd) => '-'.repeat(wd + 2)).join('|')}|`);
-  for (const row of table.slice(1)) console.log(line(row));
+  printTable(table);
   const outFile = join(dirname(fileURLToPath(import.meta.url)), '..', 'results', 'io-pgfault.json');
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify({ machine, options: opts, rows, pendingRows }, null, 2)}\n`);

@@ -22,6 +22,7 @@ import {
 } from '@iommu-ts/io-pgtable';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
+import { printTable } from './table.js';
 
 const PAGE = 4096;
 const BATCH = 512;
@@ -231,15 +232,7 @@ export async function runIoPgtableSuite(args: string[]): Promise<void> {
       ),
     ],
   ];
-  const widths = (table[0] as string[]).map((_, c) =>
-    Math.max(...table.map((row) => (row[c] as string).length)),
-  );
-  const line = (row: string[]): string =>
-    `| ${row.map((cell, c) => cell.padEnd(widths[c] as number)).join(' | ')} |`;
-  console.log('');
-  console.log(line(table[0] as string[]));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const row of table.slice(1)) console.log(line(row));
+  printTable(table);
   console.log('');
   console.log(
     `${opts.pages} pages of 4 KiB, best of ${opts.rounds} rounds; iova_to_phys over ${addrs.length} random addresses; ` +

@@ -13,6 +13,7 @@ import { IdAllocator } from '@iommu-ts/ioasid';
 import { Bench } from 'tinybench';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
+import { printTable } from './table.js';
 
 const LOWEST = 'IdAllocator lowest-free';
 const CYCLIC = 'IdAllocator cyclic';
@@ -261,12 +262,7 @@ export async function runIoasidSuite(args: string[]): Promise<void> {
       ratio(r[NAIVE], r[CYCLIC]),
     ]),
   ];
-  const widths = header.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-  const line = (row: string[]): string => `| ${row.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  console.log('');
-  console.log(line(table[0]!));
-  console.log(`|${widths.map((wd) => '-'.repeat(wd + 2)).join('|')}|`);
-  for (const row of table.slice(1)) console.log(line(row));
+  printTable(table);
   console.log('');
   console.log(
     `one op = alloc + free; IdAllocator rows ran ${opts.cycles} cycles each; naive rows ran the cycles shown ` +

@@ -30,6 +30,7 @@ import {
 import { TestIommu } from '@iommu-ts/iommu-core/testing';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
+import { bestNsPerOp, printTable } from './table.js';
 
 const PAGE = 4096;
 const PA = 0x4000_0000;
@@ -46,19 +47,6 @@ interface Row {
   nsPerOp: number;
   pairs: number;
   note: string;
-}
-
-/** Run `fn(n)` once at n/10 (warm-up), then `rounds` times at n; best ns per op. */
-function best(rounds: number, n: number, fn: (n: number) => void): number {
-  fn(Math.max(1, Math.floor(n / 10)));
-  let bestNs = Number.POSITIVE_INFINITY;
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    fn(n);
-    const ns = ((performance.now() - t0) * 1e6) / n;
-    if (ns < bestNs) bestNs = ns;
-  }
-  return bestNs;
 }
 
 /** A device behind the test driver with a DMA (strict) or DMA_FQ default domain. */
@@ -82,7 +70,7 @@ function dmaPairs(strict: boolean, rcaches: boolean, opts: Options): { ns: numbe
   for (let i = 0; i < opts.live; i++)
     live.push(iommuDmaMapPage(dev, PA + i * PAGE, PAGE, DmaDataDirection.BIDIRECTIONAL));
   if (live.includes(DMA_MAPPING_ERROR)) throw new Error('prefill failed');
-  const ns = best(opts.rounds, opts.pairs, (n) => {
+  const ns = bestNsPerOp(opts.rounds, opts.pairs, (n) => {
     for (let i = 0; i < n; i++) {
       const dma = iommuDmaMapPage(dev, PA, PAGE, DmaDataDirection.BIDIRECTIONAL);
       if (dma === DMA_MAPPING_ERROR) throw new Error('dma_map_page failed');
@@ -110,7 +98,7 @@ function iovaPrefill(d: IovaDomain, live: number): void {
 function iovaPairs(opts: Options): number {
   const d = initIovaDomain(PAGE, 1);
   iovaPrefill(d, opts.live);
-  return best(opts.rounds, opts.pairs, (n) => {
+  return bestNsPerOp(opts.rounds, opts.pairs, (n) => {
     for (let i = 0; i < n; i++) {
       const iova = d.allocIova(1, LIMIT32, true);
       if (iova === null) throw new Error('allocIova failed');
@@ -125,7 +113,7 @@ function iovaPairsScattered(opts: Options): number {
   const pfns: number[] = [];
   for (let i = 0; i < opts.live; i++) pfns.push((d.allocIova(1, LIMIT32, true) as { pfnLo: number }).pfnLo);
   let x = 12345;
-  return best(opts.rounds, opts.pairs, (n) => {
+  return bestNsPerOp(opts.rounds, opts.pairs, (n) => {
     for (let i = 0; i < n; i++) {
       x = (x * 1103515245 + 12345) >>> 0;
       const j = x % pfns.length;
@@ -141,7 +129,7 @@ function iovaFastPairs(opts: Options): number {
   const d = initIovaDomain(PAGE, 1);
   d.initRcaches();
   iovaPrefill(d, opts.live);
-  return best(opts.rounds, opts.pairs, (n) => {
+  return bestNsPerOp(opts.rounds, opts.pairs, (n) => {
     for (let i = 0; i < n; i++) {
       const pfn = d.allocIovaFast(1, LIMIT32, true);
       if (pfn === 0) throw new Error('allocIovaFast failed');
@@ -202,13 +190,7 @@ export async function runIommuCoreSuite(args: string[]): Promise<void> {
 
   const header = ['operation (one op = one pair)', 'ns/op', 'notes'];
   const table = [header, ...rows.map((r) => [r.name, r.nsPerOp.toFixed(0), r.note])];
-  const widths = header.map((_, c) => Math.max(...table.map((row) => (row[c] as string).length)));
-  const line = (row: string[]): string =>
-    `| ${row.map((cell, c) => cell.padEnd(widths[c] as number)).join(' | ')} |`;
-  console.log('');
-  console.log(line(table[0] as string[]));
-  console.log(`|${widths.map((wd) => '-'.repeat(wd + 2)).join('|')}|`);
-  for (const row of table.slice(1)) console.log(line(row));
+  printTable(table);
   console.log('');
   console.log(
     `rcache speed-up on the DMA path: ${(strictNo.ns / strictRc.ns).toFixed(2)}x; ` +
