@@ -12,7 +12,7 @@
 import type { Mm } from '@iommu-ts/mm';
 import type { Device } from './device.js';
 import type { IommuFaultHandler, IommuIopfHandler } from './fault.js';
-import type { IommuDomainOps, IommuOps } from './iommu-ops.js';
+import type { IommuDirtyOps, IommuDomainOps, IommuOps } from './iommu-ops.js';
 
 export {
   IOMMU_CACHE,
@@ -136,6 +136,11 @@ export class IommuDomain {
   users = 0;
   /** iommufd hw_pagetable (opaque to the core). */
   iommufdHwpt: object | null = null;
+  /**
+   * `dirty_ops`: the driver's dirty-tracking operations, or null when the domain cannot track
+   * dirty IOVAs (set by drivers on domains allocated with `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`).
+   */
+  dirtyOps: IommuDirtyOps | null = null;
   /** Set by `iommuDomainFree`; using a freed domain is a bug. */
   freed = false;
 

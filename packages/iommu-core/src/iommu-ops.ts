@@ -64,6 +64,56 @@ export const IOMMU_HWPT_FAULT_ID_VALID = 1 << 2;
 export const IOMMU_HWPT_ALLOC_PASID = 1 << 3;
 
 /**
+ * `IOMMU_DIRTY_NO_CLEAR` (include/linux/iommu.h): read the dirty state without clearing it.
+ */
+export const IOMMU_DIRTY_NO_CLEAR = 1 << 0;
+
+/**
+ * `struct iommu_dirty_bitmap` as a driver sees it: where `read_and_clear_dirty` reports the dirty
+ * IOVA ranges it found (`iommu_dirty_bitmap_record`). The caller (iommufd) turns the records into
+ * the user's bitmap and flushes the IOTLB for the ranges whose dirty bits were cleared.
+ */
+export interface IommuDirtyBitmap {
+  /**
+   * Report `[iova, iova + length)` as dirty (`iommu_dirty_bitmap_record`).
+   * @param iova - first dirty IOVA
+   * @param length - bytes
+   */
+  record(iova: bigint, length: bigint): void;
+}
+
+/**
+ * `struct iommu_dirty_ops` (include/linux/iommu.h): dirty tracking of a paging domain.
+ */
+export interface IommuDirtyOps {
+  /**
+   * `set_dirty_tracking(domain, enabled)`: start or stop recording writes.
+   * @param domain - the domain
+   * @param enabled - start (true) or stop (false)
+   * @throws ErrnoError the driver's errno (e.g. `EINVAL`)
+   */
+  setDirtyTracking(domain: IommuDomain, enabled: boolean): void;
+  /**
+   * `read_and_clear_dirty(domain, iova, size, flags, dirty)`: report every dirty mapping in
+   * `[iova, iova + size)` through `dirty.record`, clearing its dirty state unless `flags` has
+   * `IOMMU_DIRTY_NO_CLEAR`.
+   * @param domain - the domain
+   * @param iova - first IOVA
+   * @param size - bytes
+   * @param flags - 0 or `IOMMU_DIRTY_NO_CLEAR`
+   * @param dirty - where to report
+   * @throws ErrnoError the driver's errno
+   */
+  readAndClearDirty(
+    domain: IommuDomain,
+    iova: bigint,
+    size: bigint,
+    flags: number,
+    dirty: IommuDirtyBitmap,
+  ): void;
+}
+
+/**
  * `struct iommu_domain_ops`: what a driver implements per domain. Every member is optional, as in
  * Linux; the core checks for presence exactly where Linux does.
  */
