@@ -5,6 +5,7 @@ import { runIoPgfaultSuite } from './io-pgfault-suite.js';
 import { runIoPgtableSuite } from './io-pgtable-suite.js';
 import { runIoasidSuite } from './ioasid-suite.js';
 import { runIommuCoreSuite } from './iommu-core-suite.js';
+import { runIommufdSuite } from './iommufd-suite.js';
 
 const suites: Record<string, (args: string[]) => Promise<void>> = {
   'interval-tree': runIntervalTreeSuite,
@@ -12,6 +13,7 @@ const suites: Record<string, (args: string[]) => Promise<void>> = {
   'io-pgfault': runIoPgfaultSuite,
   'io-pgtable': runIoPgtableSuite,
   'iommu-core': runIommuCoreSuite,
+  iommufd: runIommufdSuite,
 };
 
 async function main(argv: string[]): Promise<void> {
