@@ -340,7 +340,7 @@ describe('iommufdDeviceReplace', () => {
     const ctx = s.file.ctx;
     const a = iommufdDeviceBind(ctx, addDevice(s.env));
     const id1 = iommufdDeviceAttach(a, s.ioas.id);
-    const manual = iommufdHwptPagingAlloc(ctx, s.ioas, a, 0, false);
+    const manual = iommufdHwptPagingAlloc(ctx, s.ioas, a, 0, null);
     ctx.objectFinalize(manual);
     expect(manual.auto).toBe(false);
     const before = state(s);
@@ -364,7 +364,7 @@ describe('context release', () => {
     const s = setup();
     const a = iommufdDeviceBind(s.file.ctx, addDevice(s.env));
     iommufdDeviceAttach(a, s.ioas.id);
-    const manual = iommufdHwptPagingAlloc(s.file.ctx, s.ioas, a, 0, false);
+    const manual = iommufdHwptPagingAlloc(s.file.ctx, s.ioas, a, 0, null);
     s.file.ctx.objectFinalize(manual);
     s.file.close();
     iommufdDeviceUnbind(a);

@@ -26,6 +26,7 @@ import { type Device, IommuCap, type IommuDomain, type IommuGroup } from '@iommu
 import {
   findHwptPaging,
   type IommufdHwPagetable,
+  type IommufdHwptImmediateAttach,
   type IommufdHwptPaging,
   iommufdHwPagetablePut,
   iommufdHwptPagingAlloc,
@@ -306,6 +307,12 @@ export function iommufdHwPagetableDetach(idev: IommufdDevice): IommufdHwPagetabl
   return hwpt;
 }
 
+/** The attach pair {@link iommufdHwptPagingAlloc} uses for an immediate attach. */
+const HWPT_ATTACH: IommufdHwptImmediateAttach = {
+  attach: iommufdHwPagetableAttach,
+  detach: iommufdHwPagetableDetach,
+};
+
 /** `attach_fn`: attach or replace; returns the HWPT whose reference the caller must put, or null. */
 type AttachFn = (idev: IommufdDevice, hwpt: IommufdHwPagetable) => IommufdHwPagetable | null;
 
@@ -381,7 +388,7 @@ function autoGetDomain(
     }
   }
   const ictx = idev.ictx;
-  const hwpt = iommufdHwptPagingAlloc(ictx, ioas, idev, 0, immediateAttach);
+  const hwpt = iommufdHwptPagingAlloc(ictx, ioas, idev, 0, immediateAttach ? HWPT_ATTACH : null);
   let destroy: IommufdHwPagetable | null = null;
   if (!immediateAttach) {
     try {

@@ -28,7 +28,7 @@ import {
   type IommuDomain,
   type IommuOps,
 } from '@iommu-ts/iommu-core';
-import { type IommufdDevice, iommufdHwPagetableAttach, iommufdHwPagetableDetach } from './device.js';
+import type { IommufdDevice } from './device.js';
 import type { IommufdIoas } from './ioas.js';
 import type { UserMemory } from './ioctl-dispatch.js';
 import { type IommufdCtx, IommufdObject, IommufdObjectType } from './main.js';
@@ -233,6 +233,25 @@ function initDomain(domain: IommuDomain, type: number, ops: IommuOps): void {
 }
 
 /**
+ * The attach and detach of a device to a HWPT, as {@link iommufdHwptPagingAlloc} needs them for an
+ * immediate attach (`iommufd_hw_pagetable_attach` / `_detach`, which live with the devices).
+ */
+export interface IommufdHwptImmediateAttach {
+  /**
+   * Attach `idev` to `hwpt`, taking a `users` reference on it.
+   * @param hwpt - the new HWPT
+   * @param idev - the device
+   */
+  attach(hwpt: IommufdHwPagetable, idev: IommufdDevice): void;
+  /**
+   * Undo {@link IommufdHwptImmediateAttach.attach} (the reference is dropped by the caller).
+   * @param idev - the device
+   * @returns the HWPT it was attached to
+   */
+  detach(idev: IommufdDevice): IommufdHwPagetable;
+}
+
+/**
  * `iommufd_hwpt_paging_alloc(ictx, ioas, idev, flags, immediate_attach, user_data)`: allocate a
  * paging domain for `idev`'s IOMMU and link it to `ioas` (every existing area gets mapped into it).
  *
@@ -245,7 +264,8 @@ function initDomain(domain: IommuDomain, type: number, ops: IommuOps): void {
  * @param ioas - the IOAS to mirror
  * @param idev - the device the domain is for
  * @param flags - `IOMMU_HWPT_ALLOC_*` flags (NEST_PARENT, DIRTY_TRACKING, FAULT_ID_VALID, PASID)
- * @param immediateAttach - attach `idev` as part of the allocation
+ * @param immediateAttach - how to attach `idev` as part of the allocation (device.ts passes its
+ *   `iommufdHwPagetableAttach` / `iommufdHwPagetableDetach`), or null for no immediate attach
  * @param userData - driver data, or null
  * @returns the HWPT, ID reserved but not finalized; the caller finalizes or aborts it
  * @throws ErrnoError `EOPNOTSUPP` (flags or data but no `domainAllocPagingFlags`, unknown flags,
@@ -259,7 +279,7 @@ export function iommufdHwptPagingAlloc(
   ioas: IommufdIoas,
   idev: IommufdDevice,
   flags: number,
-  immediateAttach: boolean,
+  immediateAttach: IommufdHwptImmediateAttach | null,
   userData: IommuUserData | null = null,
 ): IommufdHwptPaging {
   const ops = devOps(idev);
@@ -291,14 +311,14 @@ export function iommufdHwptPagingAlloc(
     domain.iommufdHwpt = hwpt;
     // The coherency mode is fixed before anything is mapped (some IOMMUs keep it per PTE).
     if (idev.enforceCacheCoherency) iommufdHwptPagingEnforceCc(hwpt);
-    if (immediateAttach) {
-      iommufdHwPagetableAttach(hwpt, idev);
+    if (immediateAttach !== null) {
+      immediateAttach.attach(hwpt, idev);
       attached = true;
     }
     ioas.iopt.tableAddDomain(domain);
   } catch (e) {
-    if (attached) {
-      iommufdHwPagetableDetach(idev);
+    if (attached && immediateAttach !== null) {
+      immediateAttach.detach(idev);
       hwpt.users--;
     }
     ictx.objectAbortAndDestroy(hwpt);

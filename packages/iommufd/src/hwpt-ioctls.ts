@@ -205,7 +205,7 @@ const hwptAllocOp = defineIoctlOp(iommuHwptAllocCommand, (cmd, ucmd, ictx: Iommu
         ptObj as IommufdIoas,
         idev,
         cmd.flags,
-        false,
+        null,
         userData.len !== 0 ? userData : null,
       );
       break;

@@ -2,15 +2,15 @@
 
 // uAPI
 export * from './selftest-uapi.js';
+
 // end uAPI
 
+export { mockDevCreate, mockDevDestroy } from './selftest/mock-dev-create.js';
 // mock IOMMU driver
 export {
   iommufdSelftestIsMockDev,
   MOCK_FLAGS_DEVICE_ALL,
   MockDevice,
-  mockDevCreate,
-  mockDevDestroy,
 } from './selftest/mock-device.js';
 export {
   type MockDomainContext,

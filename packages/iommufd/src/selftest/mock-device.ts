@@ -5,7 +5,6 @@
  * inspect (DEV_CHECK_CACHE).
  */
 
-import { ErrnoError } from '@iommu-ts/base';
 import { type IommuSubsystem, PlatformDevice } from '@iommu-ts/iommu-core';
 import {
   IOMMU_TEST_DEV_CACHE_DEFAULT,
@@ -15,7 +14,6 @@ import {
   MOCK_FLAGS_DEVICE_PASID,
   MOCK_PASID_WIDTH,
 } from '../selftest-uapi.js';
-import { mockIommuGet } from './mock-iommu.js';
 
 /** Every device flag {@link mockDevCreate} accepts: NO_DIRTY, HUGE_IOVA and PASID. */
 export const MOCK_FLAGS_DEVICE_ALL =
@@ -51,45 +49,6 @@ export class MockDevice extends PlatformDevice {
     this.flags = flags;
     this.cache = new Array<number>(MOCK_DEV_CACHE_NUM).fill(IOMMU_TEST_DEV_CACHE_DEFAULT);
   }
-}
-
-/**
- * `mock_dev_create(dev_flags)`: create a mock device and add it to the bus, where the mock IOMMU
- * driver (registered with the subsystem on first use) probes it into a group of its own with the
- * blocking domain as its default domain, and puts it on the mock fault queue.
- * @param subsystem - the IOMMU subsystem
- * @param flags - `MOCK_FLAGS_DEVICE_*` bits
- * @returns the probed device
- * @throws ErrnoError `EINVAL` for unknown flags; the probe's errno
- */
-export function mockDevCreate(subsystem: IommuSubsystem, flags: number): MockDevice {
-  if ((flags >>> 0) & ~MOCK_FLAGS_DEVICE_ALL)
-    throw new ErrnoError('EINVAL', `unknown mock device flags 0x${flags.toString(16)}`);
-  const mock = mockIommuGet(subsystem);
-  const dev = new MockDevice(subsystem, `iommufd_mock${++mock.devNum}`, flags);
-  subsystem.iommuFwspecInit(dev, mock.fwnode);
-  const err = subsystem.addDevice(dev);
-  if (err) {
-    subsystem.removeDevice(dev);
-    throw err;
-  }
-  mock.devices.add(dev);
-  mock.iopfAddDevice(dev);
-  return dev;
-}
-
-/**
- * `mock_dev_destroy(mdev)`: take the device off the bus (its group and probe state go with it).
- * Destroying a device twice does nothing.
- * @param dev - the mock device
- */
-export function mockDevDestroy(dev: MockDevice): void {
-  if (dev.destroyed) return;
-  dev.destroyed = true;
-  const mock = mockIommuGet(dev.subsystem);
-  mock.iopfRemoveDevice(dev);
-  mock.devices.delete(dev);
-  dev.subsystem.removeDevice(dev);
 }
 
 /**

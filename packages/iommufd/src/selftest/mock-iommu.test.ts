@@ -27,7 +27,8 @@ import {
   MOCK_HUGE_PAGE_SIZE,
   MOCK_IO_PAGE_SIZE,
 } from '../selftest-uapi.js';
-import { MockDevice, mockDevCreate, mockDevDestroy } from './mock-device.js';
+import { mockDevCreate, mockDevDestroy } from './mock-dev-create.js';
+import { MockDevice } from './mock-device.js';
 import { MockIommuDomain, type MockIommuDomainNested } from './mock-domain.js';
 import { mockIommuGet, mockIommuPeek } from './mock-iommu.js';
 

@@ -13,7 +13,8 @@ import {
   iommufdDeviceUnbind,
 } from '../device.js';
 import { type IommufdCtx, IommufdObject, IommufdObjectType } from '../main.js';
-import { type MockDevice, mockDevCreate, mockDevDestroy } from './mock-device.js';
+import { mockDevCreate, mockDevDestroy } from './mock-dev-create.js';
+import type { MockDevice } from './mock-device.js';
 
 /** A selftest object of type `TYPE_IDEV`: a bound mock device. */
 export class SelftestObj extends IommufdObject {
