@@ -144,68 +144,112 @@ function fieldBytes(field: UapiFieldDef): number {
   return elementSize(field.type) * (field.count ?? 1);
 }
 
-function readScalar(view: DataView, at: number, type: UapiScalarType): number | bigint {
+/** An 8-byte staging area for 64-bit values, so that no `DataView` is made over the caller's bytes. */
+const wideView = new DataView(new ArrayBuffer(8));
+const wideBytes = new Uint8Array(wideView.buffer);
+
+/**
+ * Read a scalar at `at` in `bytes`. Bytes are combined one by one rather than through a `DataView`
+ * over `bytes`, whose creation would move a small array's bytes off the heap on every call.
+ */
+function readScalar(bytes: Uint8Array, at: number, type: UapiScalarType): number | bigint {
   switch (type) {
     case 'u8':
-      return view.getUint8(at);
+      return bytes[at] as number;
     case 's8':
-      return view.getInt8(at);
+      return ((bytes[at] as number) << 24) >> 24;
     case 'u16':
-      return view.getUint16(at, true);
+      return (bytes[at] as number) | ((bytes[at + 1] as number) << 8);
     case 's16':
-      return view.getInt16(at, true);
+      return (((bytes[at] as number) | ((bytes[at + 1] as number) << 8)) << 16) >> 16;
     case 'u32':
-      return view.getUint32(at, true);
+      return read32(bytes, at) >>> 0;
     case 's32':
-      return view.getInt32(at, true);
-    case 'u64':
-      return view.getBigUint64(at, true);
+      return read32(bytes, at);
+    case 'u64': {
+      const lo = read32(bytes, at) >>> 0;
+      const hi = read32(bytes, at + 4) >>> 0;
+      if (hi < 0x20_0000) return BigInt(hi * 0x1_0000_0000 + lo); // below 2^53: exact
+      for (let i = 0; i < 8; i++) wideBytes[i] = bytes[at + i] as number;
+      return wideView.getBigUint64(0, true);
+    }
     case 's64':
-      return view.getBigInt64(at, true);
+      for (let i = 0; i < 8; i++) wideBytes[i] = bytes[at + i] as number;
+      return wideView.getBigInt64(0, true);
   }
 }
 
-function writeScalar(view: DataView, at: number, type: UapiScalarType, value: number | bigint): void {
+/** The 32 bits at `at`, little-endian, as a signed integer. */
+function read32(bytes: Uint8Array, at: number): number {
+  return (
+    (bytes[at] as number) |
+    ((bytes[at + 1] as number) << 8) |
+    ((bytes[at + 2] as number) << 16) |
+    ((bytes[at + 3] as number) << 24)
+  );
+}
+
+/** Write a validated scalar at `at` in `out` (a typed array store keeps the low 8 bits). */
+function writeScalar(out: Uint8Array, at: number, type: UapiScalarType, value: number | bigint): void {
   switch (type) {
     case 'u8':
-      view.setUint8(at, value as number);
-      return;
     case 's8':
-      view.setInt8(at, value as number);
+      out[at] = value as number;
       return;
     case 'u16':
-      view.setUint16(at, value as number, true);
-      return;
     case 's16':
-      view.setInt16(at, value as number, true);
+      out[at] = value as number;
+      out[at + 1] = (value as number) >>> 8;
       return;
     case 'u32':
-      view.setUint32(at, value as number, true);
+    case 's32': {
+      const v = value as number;
+      out[at] = v;
+      out[at + 1] = v >>> 8;
+      out[at + 2] = v >>> 16;
+      out[at + 3] = v >>> 24;
       return;
-    case 's32':
-      view.setInt32(at, value as number, true);
-      return;
+    }
     case 'u64':
-      view.setBigUint64(at, value as bigint, true);
-      return;
     case 's64':
-      view.setBigInt64(at, value as bigint, true);
+      if (type === 'u64') wideView.setBigUint64(0, value as bigint, true);
+      else wideView.setBigInt64(0, value as bigint, true);
+      for (let i = 0; i < 8; i++) out[at + i] = wideBytes[i] as number;
       return;
   }
 }
+
+const SCALAR_NUMBER_RANGE: Readonly<Record<UapiScalarType, readonly [number, number]>> = {
+  u8: [0, 0xff],
+  s8: [-0x80, 0x7f],
+  u16: [0, 0xffff],
+  s16: [-0x8000, 0x7fff],
+  u32: [0, 0xffff_ffff],
+  s32: [-0x8000_0000, 0x7fff_ffff],
+  u64: [0, 0],
+  s64: [0, 0],
+};
 
 /** Why a scalar is not acceptable, or undefined if it is. */
 function scalarProblem(type: UapiScalarType, value: unknown): 'type' | 'range' | undefined {
-  const wide = type === 'u64' || type === 's64';
-  if (wide ? typeof value !== 'bigint' : typeof value !== 'number') return 'type';
-  if (!wide && !Number.isInteger(value)) return 'range';
-  const [lo, hi] = SCALAR_RANGE[type];
-  const big = typeof value === 'bigint' ? value : BigInt(value as number);
-  return big < lo || big > hi ? 'range' : undefined;
+  if (type === 'u64' || type === 's64') {
+    if (typeof value !== 'bigint') return 'type';
+    const [lo, hi] = SCALAR_RANGE[type];
+    return value < lo || value > hi ? 'range' : undefined;
+  }
+  if (typeof value !== 'number') return 'type';
+  if (!Number.isInteger(value)) return 'range';
+  const [lo, hi] = SCALAR_NUMBER_RANGE[type];
+  return value < lo || value > hi ? 'range' : undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null;
+}
+
+/** The name of element `index` (-1 for a single value) of field `f` inside the value at `path`. */
+function fieldPath(path: string, f: UapiFieldDef, index: number): string {
+  return index < 0 ? `${path}.${f.name}` : `${path}.${f.name}[${index}]`;
 }
 
 class UapiStructLayout<T> implements UapiStruct<T> {
@@ -237,23 +281,34 @@ class UapiStructLayout<T> implements UapiStruct<T> {
     if (!Number.isInteger(offset) || offset < 0 || offset + this.size > bytes.length) {
       throw new RangeError(`struct ${this.name}: ${bytes.length} bytes cannot hold it at offset ${offset}`);
     }
-    const view = new DataView(bytes.buffer, bytes.byteOffset + offset, this.size);
-    return this.#read(view, bytes, offset) as T;
+    return this.#read(bytes, offset) as T;
   }
 
-  #read(view: DataView, bytes: Uint8Array, offset: number): Record<string, unknown> {
+  /** Read the struct at `offset` in `bytes` (the range is already checked). */
+  #read(bytes: Uint8Array, offset: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
-    for (const f of this.fields) {
-      const one = (at: number): unknown =>
-        isScalar(f.type) ? readScalar(view, at, f.type) : f.type.decode(bytes, offset + at);
-      if (f.count === undefined) {
-        out[f.name] = one(f.offset);
+    const fields = this.fields;
+    for (let fi = 0; fi < fields.length; fi++) {
+      const f = fields[fi] as UapiFieldDef;
+      const type = f.type;
+      const count = f.count;
+      if (count === undefined) {
+        out[f.name] = this.#readOne(type, bytes, offset + f.offset);
       } else {
-        const step = elementSize(f.type);
-        out[f.name] = Array.from({ length: f.count }, (_, i) => one(f.offset + i * step));
+        const step = elementSize(type);
+        const items: unknown[] = [];
+        for (let i = 0; i < count; i++) items.push(this.#readOne(type, bytes, offset + f.offset + i * step));
+        out[f.name] = items;
       }
     }
     return out;
+  }
+
+  /** Read one element (scalar or nested struct) at `at` in `bytes`. */
+  #readOne(type: UapiScalarType | UapiStruct<object>, bytes: Uint8Array, at: number): unknown {
+    if (isScalar(type)) return readScalar(bytes, at, type);
+    if (type instanceof UapiStructLayout) return type.#read(bytes, at);
+    return type.decode(bytes, at);
   }
 
   encode(value: T, into?: Uint8Array, offset = 0): Uint8Array {
@@ -268,53 +323,66 @@ class UapiStructLayout<T> implements UapiStruct<T> {
   }
 
   #write(value: Record<string, unknown>, out: Uint8Array, offset: number): void {
-    const view = new DataView(out.buffer, out.byteOffset + offset, this.size);
-    for (const f of this.fields) {
-      const one = (at: number, v: unknown): void => {
-        if (isScalar(f.type)) writeScalar(view, at, f.type, v as number | bigint);
-        else f.type.encode(v as object, out, offset + at);
-      };
+    const fields = this.fields;
+    for (let fi = 0; fi < fields.length; fi++) {
+      const f = fields[fi] as UapiFieldDef;
       const v = value[f.name];
       if (f.count === undefined) {
-        one(f.offset, v);
+        this.#writeOne(f.type, v, out, offset + f.offset);
       } else {
         const step = elementSize(f.type);
         const items = v as unknown[];
-        for (let i = 0; i < items.length; i++) one(f.offset + i * step, items[i]);
+        for (let i = 0; i < items.length; i++)
+          this.#writeOne(f.type, items[i], out, offset + f.offset + i * step);
       }
     }
   }
 
-  /** Check a value; throw (if `raise`) or return false on the first problem. */
+  /** Write one validated element (scalar or nested struct) at `at` in `out`. */
+  #writeOne(type: UapiScalarType | UapiStruct<object>, v: unknown, out: Uint8Array, at: number): void {
+    if (isScalar(type)) writeScalar(out, at, type, v as number | bigint);
+    else type.encode(v as object, out, at);
+  }
+
+  /**
+   * Check a value; throw (if `raise`) or return false on the first problem. `path` names the value
+   * in messages; the names of its fields are only put together when something is wrong.
+   */
   #validate(value: unknown, path: string, raise: boolean): boolean {
-    const fail = (kind: 'type' | 'range', where: string, what: string): false => {
-      if (!raise) return false;
-      const msg = `struct ${this.name}: ${where} ${what}`;
-      throw kind === 'type' ? new TypeError(msg) : new RangeError(msg);
-    };
-    if (!isRecord(value)) return fail('type', path, 'is not an object');
-    for (const f of this.fields) {
-      const where = `${path}.${f.name}`;
+    if (!isRecord(value)) return this.#fail(raise, 'type', path, 'is not an object');
+    const fields = this.fields;
+    for (let fi = 0; fi < fields.length; fi++) {
+      const f = fields[fi] as UapiFieldDef;
       const v = value[f.name];
-      const checkOne = (e: unknown, at: string): boolean => {
-        if (isScalar(f.type)) {
-          const problem = scalarProblem(f.type, e);
-          return problem === undefined ? true : fail(problem, at, `is not a valid ${f.type}`);
-        }
-        if (f.type instanceof UapiStructLayout) return f.type.#validate(e, at, raise);
-        if (f.type.isValue(e)) return true;
-        return fail('type', at, `is not a valid struct ${f.type.name}`);
-      };
       if (f.count === undefined) {
-        if (!checkOne(v, where)) return false;
+        if (!this.#checkOne(f, v, path, -1, raise)) return false;
       } else {
         if (!Array.isArray(v) || v.length !== f.count) {
-          return fail('type', where, `must be an array of ${f.count}`);
+          return this.#fail(raise, 'type', `${path}.${f.name}`, `must be an array of ${f.count}`);
         }
-        for (let i = 0; i < v.length; i++) if (!checkOne(v[i], `${where}[${i}]`)) return false;
+        for (let i = 0; i < v.length; i++) if (!this.#checkOne(f, v[i], path, i, raise)) return false;
       }
     }
     return true;
+  }
+
+  /** Check element `index` (-1 for a single value) of field `f` of the value at `path`. */
+  #checkOne(f: UapiFieldDef, e: unknown, path: string, index: number, raise: boolean): boolean {
+    const type = f.type;
+    if (isScalar(type)) {
+      const problem = scalarProblem(type, e);
+      if (problem === undefined) return true;
+      return this.#fail(raise, problem, fieldPath(path, f, index), `is not a valid ${type}`);
+    }
+    if (type instanceof UapiStructLayout) return type.#validate(e, fieldPath(path, f, index), raise);
+    if (type.isValue(e)) return true;
+    return this.#fail(raise, 'type', fieldPath(path, f, index), `is not a valid struct ${type.name}`);
+  }
+
+  #fail(raise: boolean, kind: 'type' | 'range', where: string, what: string): false {
+    if (!raise) return false;
+    const msg = `struct ${this.name}: ${where} ${what}`;
+    throw kind === 'type' ? new TypeError(msg) : new RangeError(msg);
   }
 
   isValue(value: unknown): value is T {

@@ -21,7 +21,7 @@
 import { _IOC_NR, ErrnoError, type UapiStruct } from '@iommu-ts/base';
 import { PAGE_SIZE } from '@iommu-ts/mm';
 import { IOMMUFD_CMD_BASE } from './uapi.js';
-import { decodeUapi, encodeUapi, syncUapi, type UapiInput } from './uapi-codec.js';
+import { encodeUapi, encodeUapiFrom, syncUapi, type UapiInput } from './uapi-codec.js';
 import type { IommufdUapiCommand } from './uapi-structs.js';
 
 /**
@@ -300,6 +300,10 @@ class ObjectStructMemory implements UserMemory {
   }
 }
 
+function mismatch(req: number): ErrnoError {
+  return new ErrnoError('ENOTTY', `no ioctl 0x${req.toString(16)}`);
+}
+
 function isObjectArg(arg: IoctlArg): arg is object {
   return typeof arg === 'object' && arg !== null;
 }
@@ -343,6 +347,62 @@ function checkZeroedUser(mem: UserMemory, va: bigint, len: number): void {
   }
 }
 
+function opLabel(op: IommufdIoctlOp<object, unknown>): string {
+  return op.name ?? `request 0x${(op.request >>> 0).toString(16)}`;
+}
+
+/** The `ucmd` of one call: the kernel's copy of the struct and the copy-out. */
+class Ucmd<C> implements IommufdUcmd<object> {
+  readonly cmd: object;
+  readonly userSize: number;
+  readonly userMemory: UserMemory;
+  #responded = false;
+  readonly #op: IommufdIoctlOp<object, C>;
+  /** The bytes `cmd` was decoded from: its memory, for union members (see uapi-codec). */
+  readonly #kernel: Uint8Array;
+  readonly #structMemory: UserMemory;
+  readonly #va: bigint;
+  readonly #common: number;
+
+  constructor(
+    op: IommufdIoctlOp<object, C>,
+    kernel: Uint8Array,
+    userSize: number,
+    userMemory: UserMemory,
+    structMemory: UserMemory,
+    va: bigint,
+    common: number,
+  ) {
+    this.#op = op;
+    this.#kernel = kernel;
+    this.cmd = op.struct.decode(kernel);
+    this.userSize = userSize;
+    this.userMemory = userMemory;
+    this.#structMemory = structMemory;
+    this.#va = va;
+    this.#common = common;
+  }
+
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  respond(): void {
+    const bytes = encodeUapiFrom(this.#op.struct, this.cmd as UapiInput<object>, this.#kernel);
+    const common = this.#common;
+    const out = common === bytes.length ? bytes : bytes.subarray(0, common);
+    const mem = this.#structMemory;
+    if (mem instanceof ObjectStructMemory) {
+      // The struct of an object-form call starts at 0 and holds at least `common` bytes.
+      mem.bytes.set(out);
+      mem.written = true;
+    } else {
+      mem.write(this.#va, out);
+    }
+    this.#responded = true;
+  }
+}
+
 /** Steps 4 to 7 of the dispatch, common to both argument forms. */
 function runOp<C>(
   op: IommufdIoctlOp<object, C>,
@@ -352,33 +412,24 @@ function runOp<C>(
   userMemory: UserMemory,
   context: C,
 ): number {
-  const label = op.name ?? `request 0x${(op.request >>> 0).toString(16)}`;
   if (userSize < op.minSize) {
-    throw new ErrnoError('EINVAL', `${label}: size ${userSize} is below the minimum ${op.minSize}`);
+    throw new ErrnoError('EINVAL', `${opLabel(op)}: size ${userSize} is below the minimum ${op.minSize}`);
   }
   const ksize = op.struct.size;
   if (userSize > ksize)
     checkZeroedUser(structMemory, BigInt.asUintN(64, va + BigInt(ksize)), userSize - ksize);
   const common = Math.min(userSize, ksize);
   const kernel = new Uint8Array(ksize);
-  kernel.set(structMemory.read(va, common));
-  const cmd = decodeUapi(op.struct, kernel);
-  let responded = false;
-  const ucmd: IommufdUcmd<object> = {
-    cmd,
-    userSize,
-    userMemory,
-    get responded() {
-      return responded;
-    },
-    respond() {
-      const bytes = encodeUapi(op.struct, cmd as UapiInput<object>);
-      structMemory.write(va, bytes.subarray(0, common));
-      responded = true;
-    },
-  };
-  op.handler(cmd, ucmd, context);
-  if (!responded && op.respond !== false) ucmd.respond();
+  if (structMemory instanceof ObjectStructMemory) {
+    // At 0, and `common` is within both the encoded struct and the claimed size: no fault.
+    const src = structMemory.bytes;
+    kernel.set(common === src.length ? src : src.subarray(0, common));
+  } else {
+    kernel.set(structMemory.read(va, common));
+  }
+  const ucmd = new Ucmd(op, kernel, userSize, userMemory, structMemory, va, common);
+  op.handler(ucmd.cmd, ucmd, context);
+  if (!ucmd.responded && op.respond !== false) ucmd.respond();
   return 0;
 }
 
@@ -422,11 +473,10 @@ export function dispatchIoctl<C>(
     throw new ErrnoError('ENOTTY', `no ioctl 0x${req.toString(16)}`);
   }
   const op = table.ops.get(nr);
-  const mismatch = (): ErrnoError => new ErrnoError('ENOTTY', `no ioctl 0x${req.toString(16)}`);
 
   if (isObjectArg(arg)) {
     const userSize = objectSize(arg);
-    if (op === undefined || op.request >>> 0 !== req) throw mismatch();
+    if (op === undefined || op.request >>> 0 !== req) throw mismatch(req);
     const memory = new ObjectStructMemory(op.struct, arg, userSize);
     try {
       return runOp(op, memory, 0n, userSize, userMemory, context);
@@ -437,6 +487,6 @@ export function dispatchIoctl<C>(
 
   const va = pointerOf(arg);
   const userSize = readU32(userMemory, va);
-  if (op === undefined || op.request >>> 0 !== req) throw mismatch();
+  if (op === undefined || op.request >>> 0 !== req) throw mismatch(req);
   return runOp(op, userMemory, va, userSize, userMemory, context);
 }
