@@ -407,7 +407,7 @@ describe('iommufd uAPI against an IOAS model', () => {
       }),
       { numRuns: 60 },
     );
-  });
+  }, 60_000);
 
   it('rejects a bad access pin without changing a pin count', () => {
     const h = new Harness();

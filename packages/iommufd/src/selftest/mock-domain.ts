@@ -46,6 +46,15 @@ export interface MockDomainContext {
   readonly warnings: string[];
 }
 
+/** Packed entry layout of {@link MockIommuDomain}: value = (pa / 2 KiB) * ENTRY_SCALE + bits. */
+const ENTRY_SCALE = 1024;
+const PROT_MASK = 0x3f;
+const F_DIRTY = 1 << 6;
+const F_START = 1 << 7;
+const F_LAST = 1 << 8;
+const F_HUGE = 1 << 9;
+const MOCK_PAGE_NUM = Number(MOCK_IO_PAGE_SIZE);
+
 /** One mapped mock IO page (an `xa_mk_value` entry of the kernel's mock `pfns` xarray). */
 export interface MockPfnEntry {
   /** Physical address of the 2 KiB IO page (a multiple of `MOCK_IO_PAGE_SIZE`). */
@@ -93,8 +102,12 @@ export function mockBlockingDomainCreate(): IommuDomain {
  * `IOMMU_HWPT_ALLOC_DIRTY_TRACKING`.
  */
 export class MockIommuDomain extends IommuDomain {
-  /** `pfns`: mock-page index (IOVA / `MOCK_IO_PAGE_SIZE`) to entry. */
-  readonly pfns: Map<bigint, MockPfnEntry> = new Map();
+  /**
+   * `pfns`: mock-page index (IOVA / `MOCK_IO_PAGE_SIZE`) to a packed entry: the physical page
+   * number in 2 KiB units times 1024, plus `prot` (bits 0-5) and the dirty, start, last and huge
+   * flags (bits 6-9). Read entries with {@link MockIommuDomain.entryAt}.
+   */
+  private readonly pfns: Map<number, number> = new Map();
   /** `MOCK_DIRTY_TRACK` in `mock->flags`: dirty tracking is switched on. */
   dirtyTracking = false;
   /** The allocation flags (`IOMMU_HWPT_ALLOC_*`). */
@@ -128,7 +141,17 @@ export class MockIommuDomain extends IommuDomain {
    * @param iova - IOVA
    */
   entryAt(iova: bigint): MockPfnEntry | undefined {
-    return this.pfns.get(iova / MOCK_PAGE);
+    const v = this.pfns.get(Number(iova / MOCK_PAGE));
+    if (v === undefined) return undefined;
+    const bits = v % ENTRY_SCALE;
+    return {
+      pa: BigInt((v - bits) / ENTRY_SCALE) * MOCK_PAGE,
+      prot: bits & PROT_MASK,
+      dirty: (bits & F_DIRTY) !== 0,
+      start: (bits & F_START) !== 0,
+      last: (bits & F_LAST) !== 0,
+      huge: (bits & F_HUGE) !== 0,
+    };
   }
 
   /** Number of mapped mock pages. */
@@ -148,28 +171,20 @@ export class MockIommuDomain extends IommuDomain {
     if (iova % MOCK_PAGE !== 0n) this.warn(`map_pages: IOVA 0x${iova.toString(16)} not mock-page aligned`);
     const size = BigInt(pgsize);
     if (size % MOCK_PAGE !== 0n) this.warn(`map_pages: page size ${pgsize} not a mock-page multiple`);
-    const huge = size === MOCK_HUGE_PAGE_SIZE;
-    let cur = iova;
-    let pa = paddr;
-    let mapped = 0;
-    for (let n = 0; n < pgcount; n++) {
-      for (let off = 0n; off < size; off += MOCK_PAGE) {
-        const key = cur / MOCK_PAGE;
-        if (this.pfns.has(key)) this.warn(`map_pages: IOVA 0x${cur.toString(16)} already mapped`);
-        this.pfns.set(key, {
-          pa,
-          prot,
-          dirty: false,
-          start: cur === iova,
-          last: n === pgcount - 1 && off + MOCK_PAGE === size,
-          huge,
-        });
-        cur += MOCK_PAGE;
-        pa += MOCK_PAGE;
-        mapped += Number(MOCK_PAGE);
-      }
+    const huge = size === MOCK_HUGE_PAGE_SIZE ? F_HUGE : 0;
+    const per = pgsize / MOCK_PAGE_NUM;
+    const total = per * pgcount;
+    const key0 = Number(iova / MOCK_PAGE);
+    const pfn0 = Number(paddr / MOCK_PAGE);
+    const flags = (prot & PROT_MASK) | huge;
+    for (let i = 0; i < total; i++) {
+      const key = key0 + i;
+      if (this.pfns.has(key))
+        this.warn(`map_pages: IOVA 0x${(BigInt(key) * MOCK_PAGE).toString(16)} already mapped`);
+      const bits = flags | (i === 0 ? F_START : 0) | (i === total - 1 ? F_LAST : 0);
+      this.pfns.set(key, (pfn0 + i) * ENTRY_SCALE + bits);
     }
-    return mapped;
+    return total * MOCK_PAGE_NUM;
   }
 
   /**
@@ -181,25 +196,20 @@ export class MockIommuDomain extends IommuDomain {
     if (iova % MOCK_PAGE !== 0n) this.warn(`unmap_pages: IOVA 0x${iova.toString(16)} not mock-page aligned`);
     const size = BigInt(pgsize);
     if (size % MOCK_PAGE !== 0n) this.warn(`unmap_pages: page size ${pgsize} not a mock-page multiple`);
-    let cur = iova;
-    let done = 0;
-    let first = true;
-    for (let n = 0; n < pgcount; n++) {
-      for (let off = 0n; off < size; off += MOCK_PAGE) {
-        const key = cur / MOCK_PAGE;
-        const ent = this.pfns.get(key);
-        this.pfns.delete(key);
-        if (first) {
-          if (ent && !ent.start) this.warn(`unmap_pages: 0x${cur.toString(16)} did not start a map`);
-          first = false;
-        }
-        if (n === pgcount - 1 && off + MOCK_PAGE === size && ent && !ent.last)
-          this.warn(`unmap_pages: 0x${cur.toString(16)} did not end a map`);
-        cur += MOCK_PAGE;
-        done += Number(MOCK_PAGE);
-      }
+    const total = (pgsize / MOCK_PAGE_NUM) * pgcount;
+    const key0 = Number(iova / MOCK_PAGE);
+    for (let i = 0; i < total; i++) {
+      const key = key0 + i;
+      const v = this.pfns.get(key);
+      if (v === undefined) continue;
+      this.pfns.delete(key);
+      const bits = v % ENTRY_SCALE;
+      if (i === 0 && (bits & F_START) === 0)
+        this.warn(`unmap_pages: 0x${iova.toString(16)} did not start a map`);
+      if (i === total - 1 && (bits & F_LAST) === 0)
+        this.warn(`unmap_pages: 0x${(BigInt(key) * MOCK_PAGE).toString(16)} did not end a map`);
     }
-    return done;
+    return total * MOCK_PAGE_NUM;
   }
 
   /**
@@ -232,10 +242,11 @@ export class MockIommuDomain extends IommuDomain {
   private testAndClearDirty(iova: bigint, size: bigint, flags: number): boolean {
     let dirty = false;
     for (let cur = iova; cur < iova + size; cur += MOCK_PAGE) {
-      const ent = this.entryAt(cur);
-      if (!ent?.dirty) continue;
+      const key = Number(cur / MOCK_PAGE);
+      const v = this.pfns.get(key);
+      if (v === undefined || ((v % ENTRY_SCALE) & F_DIRTY) === 0) continue;
       dirty = true;
-      if (!(flags & IOMMU_DIRTY_NO_CLEAR)) ent.dirty = false;
+      if (!(flags & IOMMU_DIRTY_NO_CLEAR)) this.pfns.set(key, v - F_DIRTY);
     }
     return dirty;
   }
@@ -270,9 +281,10 @@ export class MockIommuDomain extends IommuDomain {
    * @returns whether a mapped page was there
    */
   markDirty(iova: bigint): boolean {
-    const ent = this.entryAt(iova);
-    if (!ent) return false;
-    ent.dirty = true;
+    const key = Number(iova / MOCK_PAGE);
+    const v = this.pfns.get(key);
+    if (v === undefined) return false;
+    if (((v % ENTRY_SCALE) & F_DIRTY) === 0) this.pfns.set(key, v + F_DIRTY);
     return true;
   }
 }
@@ -310,8 +322,8 @@ export const mockPagingDomainOps: IommuDomainOps = {
   },
   free(domain) {
     const mock = domain as MockIommuDomain;
-    if (mock.pfns.size !== 0)
-      mock.context.warnings.push(`domain freed with ${mock.pfns.size} mock pages mapped`);
+    if (mock.mappedPages !== 0)
+      mock.context.warnings.push(`domain freed with ${mock.mappedPages} mock pages mapped`);
   },
 };
 
