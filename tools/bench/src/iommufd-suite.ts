@@ -7,6 +7,9 @@
 // - map and unmap of one `--mib` MiB region (4 KiB pages) per domain count: ns per page, best of
 //   `--rounds` after a first round that also faults the user pages in (reported separately);
 // - `--maps` separate one-page maps (and their unmaps) into an IOAS with one domain: ns per map;
+// - baseline: the mm's own pin_user_pages (FOLL_WRITE | FOLL_LONGTERM, 512 pages per call as
+//   iommufd batches) and unpin of the same region, which every domain-backed IOAS_MAP must do;
+//   the ratio column is each row against it;
 // - memory: heap + array-buffer growth per pinned page while the region is mapped (the pinned-PFN
 //   storage, areas, pages objects and the mock domain's entries; the user pages themselves are
 //   the machine's RAM and not counted), measured after a forced GC when node runs with --expose-gc.
@@ -27,6 +30,8 @@ import {
 } from '@iommu-ts/iommufd';
 import { IOMMU_TEST_CMD, IOMMU_TEST_OP_MOCK_DOMAIN, MOCK_APERTURE_START } from '@iommu-ts/iommufd/selftest';
 import {
+  FOLL_LONGTERM,
+  FOLL_WRITE,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   PAGE_SIZE,
@@ -34,6 +39,8 @@ import {
   PROT_READ,
   PROT_WRITE,
   Process,
+  pinUserPagesRemote,
+  unpinUserPages,
 } from '@iommu-ts/mm';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
@@ -96,6 +103,47 @@ export async function runIommufdSuite(args: string[]): Promise<void> {
   );
   console.log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.platform}`);
   const rows: Row[] = [];
+
+  {
+    const s = setup(0, bytes);
+    let bestPin = Number.POSITIVE_INFINITY;
+    let bestUnpin = Number.POSITIVE_INFINITY;
+    const batch = 512;
+    for (let r = 0; r <= opts.rounds; r++) {
+      const pinned: number[][] = [];
+      const pinMs = timeMs(() => {
+        for (let i = 0; i < pages; i += batch)
+          pinned.push(
+            pinUserPagesRemote(
+              s.proc.mm,
+              s.va + BigInt(i * P),
+              Math.min(batch, pages - i),
+              FOLL_WRITE | FOLL_LONGTERM,
+            ),
+          );
+      });
+      const unpinMs = timeMs(() => {
+        for (const list of pinned) unpinUserPages(s.ram, list, true);
+      });
+      if (r > 0) {
+        bestPin = Math.min(bestPin, pinMs);
+        bestUnpin = Math.min(bestUnpin, unpinMs);
+      }
+    }
+    s.file.close();
+    rows.push({
+      name: `baseline: pin_user_pages ${opts.mib} MiB`,
+      nsPerPage: (bestPin * 1e6) / pages,
+      bytesPerPinnedPage: null,
+      note: 'mm GUP alone, 512 pages per call',
+    });
+    rows.push({
+      name: `baseline: unpin_user_pages ${opts.mib} MiB`,
+      nsPerPage: (bestUnpin * 1e6) / pages,
+      bytesPerPinnedPage: null,
+      note: '',
+    });
+  }
 
   for (const domains of [0, 1, 2]) {
     const s = setup(domains, bytes);
@@ -191,7 +239,7 @@ export async function runIommufdSuite(args: string[]): Promise<void> {
 
   const base = rows[0]?.nsPerPage ?? 1;
   const table = [
-    ['operation', 'ns/page', 'x of 0-domain map', 'bytes/pinned page', 'notes'],
+    ['operation', 'ns/page', 'x of bare pin', 'bytes/pinned page', 'notes'],
     ...rows.map((r) => [
       r.name,
       r.nsPerPage.toFixed(1),
