@@ -11,7 +11,7 @@ export { ErrnoError } from '@iommu-ts/base';
 // context and file
 
 export { IommufdIoas, iommufdGetIoas, iommufdIoasAlloc } from './ioas.js';
-export { Iommufd, type IommufdOpenOptions } from './iommufd.js';
+export { Iommufd, type IommufdOpenOptions, iommufdCtxFromFile } from './iommufd.js';
 export {
   IOMMUFD_OBJECT_ID_MAX,
   IommufdCtx,

@@ -43,6 +43,23 @@ export interface IommufdOpenOptions {
 
 const tables = new Map<boolean, IommufdIoctlTable<IommufdCtx>>();
 
+/** The context behind each open iommufd file (what `file->f_op == &iommufd_fops` identifies). */
+const ctxOfFile = new WeakMap<ProcessFile, IommufdCtx>();
+
+/**
+ * `iommufd_ctx_from_file(file)`: the context of an open iommufd file, with a reference taken on it
+ * (drop it with `ctx.put()`). How VFIO accepts an iommufd as a group's container.
+ * @param file - an open file, e.g. `process.getFile(fd)`
+ * @returns the context, one more reference held
+ * @throws ErrnoError `EBADFD` if the file is not an iommufd
+ */
+export function iommufdCtxFromFile(file: ProcessFile): IommufdCtx {
+  const ctx = ctxOfFile.get(file);
+  if (ctx === undefined) throw new ErrnoError('EBADFD', 'not an iommufd file');
+  ctx.get();
+  return ctx;
+}
+
 function tableFor(selftest: boolean, fallback: IommufdIoctlFallback<IommufdCtx> | undefined) {
   if (fallback !== undefined) return iommufdIoctlTable(selftest, fallback);
   let t = tables.get(selftest);
@@ -94,6 +111,7 @@ export class Iommufd {
       },
     };
     this.fd = options.process.installFd(this.file);
+    ctxOfFile.set(this.file, this.ctx);
   }
 
   /**
