@@ -22,6 +22,14 @@ module.exports = {
   forbidden: [
     ...layerRules,
     {
+      name: 'hardware-boundary',
+      comment:
+        'an IOMMU driver reaches its hardware model only through MMIO, memory and interrupts (ARCHITECTURE.md): driver/ never imports hw/ (tests may)',
+      severity: 'error',
+      from: { path: '^packages/(arm-smmu-v3|intel-vtd)/src/driver/', pathNot: '\\.test(-helpers)?\\.ts$' },
+      to: { path: '^packages/(arm-smmu-v3|intel-vtd)/src/hw/' },
+    },
+    {
       name: 'no-tools-from-packages',
       comment: 'published packages must not import repository tools',
       severity: 'error',

@@ -19,6 +19,7 @@ export * from './iommu-ops.js';
 export * from './iommu-subsystem.js';
 export * from './iova.js';
 export * from './map.js';
+export * from './mmio.js';
 export * from './of-iommu.js';
 export * from './pci.js';
 export * from './pri.js';

@@ -126,3 +126,41 @@ describe('layering check (package.json declarations)', () => {
     ]);
   });
 });
+
+describe('hardware boundary (driver/ never imports hw/)', () => {
+  let fx: Fixture | undefined;
+  afterEach(() => fx?.dispose());
+
+  function boundaryFixture(driverFile: string, driverSource: string): Fixture {
+    const f = layeredFixture({ 'arm-smmu-v3': [] });
+    f.write('packages/arm-smmu-v3/src/hw/smmu.ts', 'export const SMMU_IDR0 = 0;\n');
+    f.write(`packages/arm-smmu-v3/src/driver/${driverFile}`, driverSource);
+    f.write(
+      'packages/arm-smmu-v3/src/index.ts',
+      "export { SMMU_IDR0 } from './hw/smmu.js';\nexport * from './driver/probe.js';\n",
+    );
+    if (driverFile !== 'probe.ts')
+      f.write('packages/arm-smmu-v3/src/driver/probe.ts', 'export const probe = 1;\n');
+    return f;
+  }
+
+  it('fails a driver file importing the hardware model, naming the rule', () => {
+    fx = boundaryFixture(
+      'probe.ts',
+      "import { SMMU_IDR0 } from '../hw/smmu.js';\nexport const probe = SMMU_IDR0;\n",
+    );
+    const run = cruise(fx);
+    expect(run.status).not.toBe(0);
+    expect(run.output).toContain('hardware-boundary');
+  });
+
+  it('lets a driver test drive the hardware model', () => {
+    fx = boundaryFixture(
+      'probe.test.ts',
+      "import { SMMU_IDR0 } from '../hw/smmu.js';\nexport const t = SMMU_IDR0;\n",
+    );
+    const run = cruise(fx);
+    expect(run.output).toContain('no dependency violations found');
+    expect(run.status).toBe(0);
+  });
+});
