@@ -10,6 +10,7 @@
 // - baseline: the mm's own pin_user_pages (FOLL_WRITE | FOLL_LONGTERM, 512 pages per call as
 //   iommufd batches) and unpin of the same region, which every domain-backed IOAS_MAP must do;
 //   the ratio column is each row against it;
+// - the 1 GiB map and unmap again through the VFIO container (vfio-compat), as QEMU does;
 // - memory: heap + array-buffer growth per pinned page while the region is mapped (the pinned-PFN
 //   storage, areas, pages objects and the mock domain's entries; the user pages themselves are
 //   the machine's RAM and not counted), measured after a forced GC when node runs with --expose-gc.
@@ -26,6 +27,8 @@ import {
   IOMMU_IOAS_MAP_READABLE,
   IOMMU_IOAS_MAP_WRITEABLE,
   IOMMU_IOAS_UNMAP,
+  IOMMU_VFIO_IOAS,
+  IOMMU_VFIO_IOAS_SET,
   Iommufd,
 } from '@iommu-ts/iommufd';
 import { IOMMU_TEST_CMD, IOMMU_TEST_OP_MOCK_DOMAIN, MOCK_APERTURE_START } from '@iommu-ts/iommufd/selftest';
@@ -42,6 +45,15 @@ import {
   pinUserPagesRemote,
   unpinUserPages,
 } from '@iommu-ts/mm';
+import {
+  openVfioContainer,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_IOMMU_MAP_DMA,
+  VFIO_IOMMU_UNMAP_DMA,
+  VFIO_SET_IOMMU,
+  VFIO_TYPE1v2_IOMMU,
+} from '@iommu-ts/vfio-compat';
 import { machineInfo } from './machine.js';
 import { parseBenchOptions } from './options.js';
 import { printTable } from './table.js';
@@ -62,10 +74,14 @@ function heapBytes(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-function setup(domains: number, bytes: number) {
+function setup(domains: number, bytes: number, vfio = false) {
   const ram = new PhysicalMemory({ size: bytes + 256 * 2 ** 20 });
   const proc = new Process(ram); // root: no RLIMIT_MEMLOCK charge, as the kernel selftests run
-  const file = Iommufd.open({ iommu: new IommuSubsystem(), process: proc, selftest: true });
+  const iommu = new IommuSubsystem();
+  // open("/dev/vfio/vfio") is the same file as /dev/iommu with the VFIO container ioctls added.
+  const file = vfio
+    ? openVfioContainer({ iommu, process: proc, selftest: true })
+    : Iommufd.open({ iommu, process: proc, selftest: true });
   const ioas = { size: 12, flags: 0, out_ioas_id: 0 };
   file.ioctl(IOMMU_IOAS_ALLOC, ioas);
   const ioasId = ioas.out_ioas_id;
@@ -183,6 +199,46 @@ export async function runIommufdSuite(args: string[]): Promise<void> {
       nsPerPage: (bestUnmap * 1e6) / pages,
       bytesPerPinnedPage: null,
       note: `pinned_vm after unmap ${pinned}`,
+    });
+  }
+
+  {
+    // The same 1 GiB through the VFIO type1 container (QEMU's path): MAP_DMA / UNMAP_DMA on the
+    // compatibility IOAS with one mock domain.
+    const s = setup(1, bytes, true);
+    s.file.ioctl(IOMMU_VFIO_IOAS, { size: 12, ioas_id: s.ioasId, op: IOMMU_VFIO_IOAS_SET });
+    s.file.ioctl(VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU);
+    const map = {
+      argsz: 32,
+      flags: VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+      vaddr: s.va,
+      iova: MOCK_APERTURE_START,
+      size: BigInt(bytes),
+    };
+    const unmap = { argsz: 24, flags: 0, iova: MOCK_APERTURE_START, size: BigInt(bytes) };
+    let bestMap = Number.POSITIVE_INFINITY;
+    let bestUnmap = Number.POSITIVE_INFINITY;
+    for (let r = 0; r <= opts.rounds; r++) {
+      const mapMs = timeMs(() => s.file.ioctl(VFIO_IOMMU_MAP_DMA, map));
+      unmap.size = BigInt(bytes);
+      const unmapMs = timeMs(() => s.file.ioctl(VFIO_IOMMU_UNMAP_DMA, unmap));
+      if (r > 0) {
+        bestMap = Math.min(bestMap, mapMs);
+        bestUnmap = Math.min(bestUnmap, unmapMs);
+      }
+    }
+    s.file.close();
+    rows.push({
+      name: `VFIO_IOMMU_MAP_DMA ${opts.mib} MiB, 1 domain`,
+      nsPerPage: (bestMap * 1e6) / pages,
+      bytesPerPinnedPage: null,
+      note: 'vfio-compat container, TYPE1v2',
+    });
+    rows.push({
+      name: `VFIO_IOMMU_UNMAP_DMA ${opts.mib} MiB, 1 domain`,
+      nsPerPage: (bestUnmap * 1e6) / pages,
+      bytesPerPinnedPage: null,
+      note: '',
     });
   }
 
