@@ -93,6 +93,31 @@ describe('Endpoint through the test IOMMU driver', () => {
     expect(ep.dmaRead(0x40_0000n, 1).fault?.reason).toBe('translation');
   });
 
+  it('invalidates the ATC of a PASID when its domain is removed or replaced', () => {
+    const { memory, sub, ep, hw, pdev, sched } = pciSetup({ ats: true, pasid: true });
+    const a = sub.iommuPagingDomainAlloc(pdev);
+    const b = sub.iommuPagingDomainAlloc(pdev);
+    const pa = memory.allocPages(0);
+    sub.iommuMap(a, 0x50_0000n, BigInt(pa), 0x1000n, TEST_PROT_RW);
+    sub.iommuMap(b, 0x50_0000n, BigInt(pa), 0x1000n, TEST_PROT_RW);
+    sub.iommuAttachDevicePasid(a, pdev, 3, { domain: a });
+    ep.readSync(0x50_0000n, 1, { pasid: 3 });
+    expect(ep.atc.size).toBe(1);
+    // Replacing the domain at PASID 3 drops what the device cached for it.
+    sub.iommuReplaceDevicePasid(b, pdev, 3, { domain: b });
+    expect(ep.atc.size).toBe(0);
+    expect(hw.atcInvalidations.at(-1)).toMatchObject({ requesterId: ep.requesterId });
+    ep.readSync(0x50_0000n, 1, { pasid: 3 });
+    expect(ep.atc.size).toBe(1);
+    // Detaching it does too: the device then cannot reach the page through a stale entry.
+    const before = hw.atcInvalidations.length;
+    sub.iommuDetachDevicePasid(b, pdev, 3);
+    expect(hw.atcInvalidations.length).toBe(before + 1);
+    expect(ep.atc.size).toBe(0);
+    sched.runUntilIdle();
+    expect(ep.dmaRead(0x50_0000n, 1, { pasid: 3 }).fault).toBeDefined();
+  });
+
   it('completes a PRI page request group after the responder maps the page and answers Success', () => {
     const { memory, sub, domain, ep, hw, sched, pdev } = pciSetup({ ats: true, pri: 16, pasid: true });
     sub.iommuAttachDevicePasid(domain, pdev, 5);

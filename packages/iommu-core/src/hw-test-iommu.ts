@@ -152,6 +152,10 @@ export class TestIommuHw implements IommuHw {
         for (const [pasid, d] of s.pasids) if (d === domain) this.atcInvalidate(sid, pasid, start, size);
       }
     };
+    driver.atcPasidInvalidator = (dev, pasid) => {
+      for (const sid of driver.streamIds(dev))
+        if (this.#atsEnabled(sid)) this.atcInvalidate(sid, pasid, 0n, 0n);
+    };
   }
 
   #atsEnabled(sid: number): boolean {

@@ -234,6 +234,12 @@ export class TestIommu {
    * invalidations): called by the SVA domain ops after the IOTLB invalidation. `end` exclusive.
    */
   atcInvalidator: ((domain: IommuDomain, start: bigint, end: bigint) => void) | undefined;
+  /**
+   * Device-TLB invalidation of everything a device cached for one PASID (set by `TestIommuHw`):
+   * called when the domain at that PASID is replaced or removed, as Linux's drivers invalidate
+   * the ATC when they tear a PASID entry down.
+   */
+  atcPasidInvalidator: ((dev: Device, pasid: number) => void) | undefined;
   private readonly options: TestIommuOptions;
   private readonly tlb = new Map<IommuDomain, Map<bigint, { pa: bigint; desc: bigint; pgsize: number }>>();
 
@@ -262,6 +268,7 @@ export class TestIommu {
           if (kind === 'blocked') s.pasids.delete(pasid);
           else s.pasids.set(pasid, domain);
         }
+        if (old !== null) self.atcPasidInvalidator?.(dev, pasid);
       },
     });
     this.identityDomain = new IommuDomain(attachOps('identity'), { type: IOMMU_DOMAIN_IDENTITY });
@@ -406,6 +413,7 @@ export class TestIommu {
         self.calls.push({ op: 'set_dev_pasid', dev: dev.name, pasid, domain, old });
         self.takeFailure('setDevPasid');
         for (const sid of self.streamIds(dev)) self.streams.get(sid)?.pasids.set(pasid, domain);
+        if (old !== null) self.atcPasidInvalidator?.(dev, pasid);
       },
       mapPages(domain, iova, paddr, pgsize, count, prot) {
         self.calls.push({ op: 'map_pages', iova, paddr, pgsize, count, prot });
@@ -557,6 +565,7 @@ export class TestSvaDomain extends IommuDomain {
         driver.calls.push({ op: 'set_dev_pasid', dev: dev.name, pasid, domain, old });
         driver.failNextSetDevPasid();
         for (const sid of driver.streamIds(dev)) driver.streams.get(sid)?.pasids.set(pasid, domain);
+        if (old !== null) driver.atcPasidInvalidator?.(dev, pasid);
       },
       mmInvalidate(domain, start, end) {
         driver.calls.push({ op: 'mm_invalidate', domain, start, end });
