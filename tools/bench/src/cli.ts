@@ -1,5 +1,6 @@
 // Entry point: `tsx src/cli.ts <suite> [options]`, or `pnpm bench <suite>` from the repo root.
 
+import { runArmSmmuV3Suite } from './arm-smmu-v3-suite.js';
 import { runIntervalTreeSuite } from './interval-tree-suite.js';
 import { runIoPgfaultSuite } from './io-pgfault-suite.js';
 import { runIoPgtableSuite } from './io-pgtable-suite.js';
@@ -8,6 +9,7 @@ import { runIommuCoreSuite } from './iommu-core-suite.js';
 import { runIommufdSuite } from './iommufd-suite.js';
 
 const suites: Record<string, (args: string[]) => Promise<void>> = {
+  'arm-smmu-v3': runArmSmmuV3Suite,
   'interval-tree': runIntervalTreeSuite,
   ioasid: runIoasidSuite,
   'io-pgfault': runIoPgfaultSuite,
