@@ -458,8 +458,11 @@ describe('IovaDomain property', () => {
             case 'reserve': {
               const lo = Math.max(op.lo, 0);
               const hi = lo + op.len - 1;
-              // Only reserve space no live range uses, so that the non-overlap check stays exact.
-              if (live.some((l) => l.pfn <= hi && lo <= (d.findIova(l.pfn) as Iova).pfnHi)) break;
+              // Only reserve space no live or cache-parked range uses: Linux's reserve_iova widens an
+              // overlapped range instead of splitting it (its callers reserve before allocating), so
+              // the non-overlap and parked-PFN checks would not stay exact.
+              const taken = [...live.map((l) => l.pfn), ...d.cachedPfns().flat()];
+              if (taken.some((pfn) => pfn <= hi && lo <= (d.findIova(pfn) as Iova).pfnHi)) break;
               if (d.reserveIova(lo, hi) !== null) reserved.push([lo, hi]);
               break;
             }
