@@ -5,6 +5,36 @@
  * the IORT / device-tree firmware that describes it (`firmware/`).
  */
 
+export * from './driver/arm-smmu-device.js';
+export { armSmmuDeviceProbe, armSmmuOps } from './driver/arm-smmu-ops.js';
+export * from './driver/cd.js';
+export * from './driver/cmdq.js';
+export {
+  type ArmSmmuAttachedMaster,
+  ArmSmmuDomain,
+  ArmSmmuDomainStage,
+  type ArmSmmuDomainTestHooks,
+  type ArmSmmuMasterDomain,
+  armSmmuAtcInvDomain,
+  armSmmuAtcInvToCmd,
+  armSmmuDbmCapable,
+  armSmmuDefaultDomainOps,
+  armSmmuDomainAllocPaging,
+  armSmmuDomainAllocPagingFlags,
+  armSmmuDomainFinalise,
+  armSmmuDomainFreePaging,
+  armSmmuTlbInvContext,
+  armSmmuTlbInvRangeDomain,
+  toSmmuDomain,
+} from './driver/domain.js';
+export * from './driver/entry-writer.js';
+export * from './driver/events.js';
+export * from './driver/gerror.js';
+export * from './driver/master.js';
+export * from './driver/master-state.js';
+export * from './driver/priq.js';
+export { queueRemoveRaw, queueSyncConsOvf, queueSyncProdIn } from './driver/queue.js';
+export * from './driver/ste.js';
 export {
   deviceTreeTopology,
   FDT_MAGIC,
