@@ -29,12 +29,16 @@ export {
 } from './driver/domain.js';
 export * from './driver/entry-writer.js';
 export * from './driver/events.js';
+export * from './driver/firmware-glue.js';
 export * from './driver/gerror.js';
+export * from './driver/iommufd.js';
 export * from './driver/master.js';
 export * from './driver/master-state.js';
 export * from './driver/priq.js';
 export { queueRemoveRaw, queueSyncConsOvf, queueSyncProdIn } from './driver/queue.js';
 export * from './driver/ste.js';
+export * from './driver/sva.js';
+export * from './driver/sva-iopf.js';
 export {
   deviceTreeTopology,
   FDT_MAGIC,

@@ -8,12 +8,10 @@
  */
 
 import type { IommuOps } from '@iommu-ts/iommu-core';
+import type { IommufdHwInfoOps } from '@iommu-ts/iommufd';
 import { ArmSmmuDevice, type ArmSmmuDeviceOptions } from './arm-smmu-device.js';
-import {
-  armSmmuDefaultDomainOps,
-  armSmmuDomainAllocPaging,
-  armSmmuDomainAllocPagingFlags,
-} from './domain.js';
+import { armSmmuDefaultDomainOps, armSmmuDomainAllocPaging } from './domain.js';
+import { armSmmuDomainAllocPagingFlagsDirty, armSmmuHwInfo } from './iommufd.js';
 import {
   armSmmuAttachDev,
   armSmmuBlockedDomain,
@@ -27,20 +25,24 @@ import {
   armSmmuRemoveDevPasid,
 } from './master.js';
 import { armSmmuPageResponse } from './priq.js';
+import { armSmmuSvaDomainAlloc, armSmmuSvaProbe } from './sva.js';
+import { armSmmuDevDisableFeat, armSmmuDevEnableFeat } from './sva-iopf.js';
 
 /**
  * Build the ops of one SMMU (`arm_smmu_ops`): probe/release, groups, domains, reserved regions,
- * capabilities, page responses.
+ * capabilities, page responses, and iommufd's `hw_info`.
  * @param smmu - the SMMU the ops serve
  * @returns the ops object to pass to {@link ArmSmmuDevice.register}
  */
-export function armSmmuOps(smmu: ArmSmmuDevice): IommuOps {
+export function armSmmuOps(smmu: ArmSmmuDevice): IommuOps & IommufdHwInfoOps {
   void armSmmuAttachDev; // attach goes through the domain ops (armSmmuDefaultDomainOps)
   return {
     name: 'arm-smmu-v3',
     capable: (dev, cap) => armSmmuCapable(dev, cap),
     domainAllocPaging: (dev) => armSmmuDomainAllocPaging(dev),
-    domainAllocPagingFlags: (dev, flags, userData) => armSmmuDomainAllocPagingFlags(dev, flags, userData),
+    domainAllocPagingFlags: (dev, flags, userData) =>
+      armSmmuDomainAllocPagingFlagsDirty(dev, flags, userData),
+    hwInfo: (dev, type) => armSmmuHwInfo(dev, type),
     probeDevice: (dev) => armSmmuProbeDevice(smmu, dev),
     releaseDevice: (dev) => armSmmuReleaseDevice(dev),
     deviceGroup: (dev) => armSmmuDeviceGroup(dev),
@@ -52,11 +54,15 @@ export function armSmmuOps(smmu: ArmSmmuDevice): IommuOps {
     identityDomain: armSmmuIdentityDomain,
     blockedDomain: armSmmuBlockedDomain,
     releaseDomain: armSmmuBlockedDomain,
+    domainAllocSva: (dev, mm) => armSmmuSvaDomainAlloc(dev, mm),
+    devEnableFeat: (dev, feat) => armSmmuDevEnableFeat(dev, feat),
+    devDisableFeat: (dev, feat) => armSmmuDevDisableFeat(dev, feat),
   };
 }
 
 /**
- * Probe, reset and register an SMMU (`arm_smmu_device_probe`).
+ * Probe (with the SVA capability check, `armSmmuSvaProbe`), reset and register an SMMU
+ * (`arm_smmu_device_probe`).
  * @param options - see {@link ArmSmmuDeviceOptions}
  * @param rmrSids - StreamIDs of firmware reserved-memory nodes that get bypass STEs
  * @returns the registered SMMU
@@ -69,6 +75,7 @@ export function armSmmuDeviceProbe(
 ): ArmSmmuDevice {
   const smmu = new ArmSmmuDevice(options);
   smmu.probe();
+  armSmmuSvaProbe(smmu);
   smmu.reset(rmrSids);
   smmu.register(armSmmuOps(smmu));
   return smmu;

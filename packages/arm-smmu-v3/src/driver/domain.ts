@@ -93,6 +93,40 @@ function allocLowest(used: { has(n: number): boolean }, min: number, max: number
 }
 
 /**
+ * `xa_load(&arm_smmu_asid_xa, asid)`: the domain holding a stage-1 ASID, if any (used by the SVA
+ * code to share or seize ASIDs).
+ * @param asid - the ASID
+ */
+export function armSmmuAsidXaLoad(asid: number): ArmSmmuDomain | undefined {
+  return asidXa.get(asid);
+}
+
+/**
+ * `xa_alloc(&arm_smmu_asid_xa, …, XA_LIMIT(1, 2^asidBits − 1))`: store `domain` at the lowest free
+ * ASID.
+ * @param domain - the holder
+ * @param asidBits - the SMMU's ASID width
+ * @returns the ASID
+ * @throws ErrnoError `ENOSPC` when every ASID is taken (nothing stored)
+ */
+export function armSmmuAsidXaAlloc(domain: ArmSmmuDomain, asidBits: number): number {
+  const asid = allocLowest(asidXa, 1, 2 ** asidBits - 1);
+  asidXa.set(asid, domain);
+  return asid;
+}
+
+/**
+ * `xa_store` / `xa_erase` on the global ASID space: make `domain` the holder of `asid`, or free it
+ * (`domain` null).
+ * @param asid - the ASID
+ * @param domain - the new holder, or null to erase
+ */
+export function armSmmuAsidXaStore(asid: number, domain: ArmSmmuDomain | null): void {
+  if (domain === null) asidXa.delete(asid);
+  else asidXa.set(asid, domain);
+}
+
+/**
  * `struct arm_smmu_domain`: a paging domain of one SMMU (stage 1 with an ASID or stage 2 with a
  * VMID), its io-pgtable and the list of attachments that need ATC invalidation.
  */

@@ -26,6 +26,7 @@ import {
   IommuResvType,
   iommuAllocResvRegion,
   PciDevice,
+  PlatformDevice,
   pciAtsSupported,
   pciDeviceGroup,
   pciDisableAts,
@@ -50,6 +51,7 @@ import {
 import { ArmSmmuCdTable, CTXDESC_CD_0_V, CTXDESC_LINEAR_CDMAX, cdUsedBits, makeS1Cd } from './cd.js';
 import { ArmSmmuCmdqBatch, cmdqIssueCmdlist } from './cmdq.js';
 import {
+  type ArmSmmuDomain,
   ArmSmmuDomainStage,
   armSmmuAtcInvToCmd,
   armSmmuDbmCapable,
@@ -389,9 +391,8 @@ function updateSte(master: ArmSmmuMaster, sidDomain: IommuDomain | null, ats: bo
 }
 
 /**
- * `arm_smmu_s1_set_dev_pasid` / `arm_smmu_set_pasid`: install a stage-1 domain for `pasid` through
- * its CD; if the RID is on identity / blocked, switch its STE to a CD-table STE with S1DSS
- * bypass / terminate (hitless).
+ * `arm_smmu_s1_set_dev_pasid`: install a stage-1 paging domain for `pasid` through its CD (see
+ * {@link armSmmuSetPasid}).
  * @throws ErrnoError `EINVAL` (stage 2, another SMMU, RID on a non-CD-table paging domain,
  *   PASID outside the CD table), `ENOMEM`
  */
@@ -406,6 +407,34 @@ export function armSmmuSetDevPasid(
   if (d === null || d.smmu !== master.smmu || d.pgtblCfg === null)
     throw new ErrnoError('EINVAL', 'domain of another SMMU');
   if (d.stage !== ArmSmmuDomainStage.S1) throw new ErrnoError('EINVAL', 'PASIDs need a stage-1 domain');
+  const pgtblCfg = d.pgtblCfg;
+  armSmmuSetPasid(master, d, pasid, old, () =>
+    makeS1Cd({ asid: d.asid, pgtblCfg, stallEnabled: master.stallEnabled }),
+  );
+}
+
+/**
+ * `arm_smmu_set_pasid(master, domain, pasid, cd, old)`: the PASID attach shared by stage-1 and SVA
+ * domains. Allocates the CD slot, prepares the attachment (ATS decision, domain's device list),
+ * writes the CD built by `makeCd` (called after the preparation, as Linux fixes the ASID up under
+ * its lock), makes the RID's STE a CD-table STE if needed (S1DSS bypass / terminate for an identity
+ * / blocked RID domain, hitless) and commits (ATS enable / ATC flush, leave `old`).
+ * @param master - the master
+ * @param domain - a finalised stage-1 or SVA domain of the master's SMMU
+ * @param pasid - 1 .. 2^ssidBits − 1
+ * @param old - the domain the PASID had before, or null
+ * @param makeCd - builds the target CD (8 qwords)
+ * @throws ErrnoError `EINVAL` (PASID outside the CD table, RID on a non-CD-table paging domain),
+ *   `ENOMEM`
+ */
+export function armSmmuSetPasid(
+  master: ArmSmmuMaster,
+  domain: ArmSmmuDomain,
+  pasid: number,
+  old: IommuDomain | null,
+  makeCd: () => bigint[],
+): void {
+  const dev = master.dev;
   if (pasid <= 0 || pasid >= 2 ** master.ssidBits)
     throw new ErrnoError('EINVAL', `PASID ${pasid} out of range`);
   const sidDomain = ridDomain(dev);
@@ -417,13 +446,8 @@ export function armSmmuSetDevPasid(
     throw new ErrnoError('EINVAL', 'the RID domain does not use a CD table');
   const cdPa = armSmmuAllocCdPtr(master, pasid);
   const state: AttachState = { master, oldDomain: old, ssid: pasid, cdNeeded: false, atsEnabled: false };
-  attachPrepare(state, d);
-  armSmmuWriteCdEntry(
-    master,
-    pasid,
-    cdPa,
-    makeS1Cd({ asid: d.asid, pgtblCfg: d.pgtblCfg, stallEnabled: master.stallEnabled }),
-  );
+  attachPrepare(state, domain);
+  armSmmuWriteCdEntry(master, pasid, cdPa, makeCd());
   updateSte(master, sidDomain, state.atsEnabled);
   attachCommit(state);
 }
@@ -501,7 +525,8 @@ export function armSmmuProbeDevice(smmu: ArmSmmuDevice, dev: Device): IommuDevic
     throw e;
   }
   dev.iommu.priv = master;
-  const prop = dev.ofNode?.readU32('pasid-num-bits') ?? 0;
+  const prop =
+    dev.ofNode?.readU32('pasid-num-bits') ?? (dev instanceof PlatformDevice ? dev.pasidNumBits : 0) ?? 0;
   master.ssidBits = Math.min(smmu.ssidBits, prop);
   if (dev instanceof PciDevice) {
     const features = pciPasidFeatures(dev);
@@ -511,7 +536,9 @@ export function armSmmuProbeDevice(smmu: ArmSmmuDevice, dev: Device): IommuDevic
   }
   if (!smmuHas(smmu, ARM_SMMU_FEAT_2_LVL_CDTAB))
     master.ssidBits = Math.min(master.ssidBits, CTXDESC_LINEAR_CDMAX);
-  const canStall = dev.ofNode !== null && 'dma-can-stall' in dev.ofNode.properties;
+  const canStall =
+    (dev.ofNode !== null && 'dma-can-stall' in dev.ofNode.properties) ||
+    (dev instanceof PlatformDevice && dev.dmaCanStall);
   if ((smmuHas(smmu, ARM_SMMU_FEAT_STALLS) && canStall) || smmuHas(smmu, ARM_SMMU_FEAT_STALL_FORCE))
     master.stallEnabled = true;
   if (dev instanceof PciDevice) pciPrepareAts(dev, stu(smmu));
