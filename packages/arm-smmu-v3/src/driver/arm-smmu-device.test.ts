@@ -210,6 +210,20 @@ describe('ArmSmmuDevice.reset', () => {
     expect(model.mmio.readl(ARM_SMMU_CR2)).toBe(0x7);
   });
 
+  it('leaves CR2.PTM clear only when asked to use broadcast TLB maintenance and the SMMU has BTM', () => {
+    const seed = driverHarness({ config: { btm: true, iidr: 0 }, options: { btm: true, maxQueueLog2: 8 } });
+    seed.smmu.probe();
+    seed.smmu.reset();
+    expect(seed.smmu.btmInUse).toBe(true);
+    expect(seed.model.mmio.readl(ARM_SMMU_CR2)).toBe(0x2); // RECINVSID only
+    // Without IDR0.BTM the option changes nothing: private TLB maintenance as today's Linux.
+    const noBtm = driverHarness({ config: { btm: false, iidr: 0 }, options: { btm: true, maxQueueLog2: 8 } });
+    noBtm.smmu.probe();
+    noBtm.smmu.reset();
+    expect(noBtm.smmu.btmInUse).toBe(false);
+    expect(noBtm.model.mmio.readl(ARM_SMMU_CR2)).toBe(0x6);
+  });
+
   it('without PRI/ATS leaves PRIQEN, ATSCHK and PRIQ_IRQEN clear; linear table of abort STEs', () => {
     const { smmu, model, memory } = driverHarness({ config: { pri: false, ats: false, sidBits: 6 } });
     smmu.probe();

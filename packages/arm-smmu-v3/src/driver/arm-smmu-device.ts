@@ -283,6 +283,12 @@ export interface ArmSmmuDriverOptions {
   readonly maxQueueLog2?: number;
   /** Poll budget in scheduler steps before a poll times out (Linux: 1 s). Default 100000. */
   readonly pollSteps?: number;
+  /**
+   * Use broadcast TLB maintenance when the SMMU has it (IDR0.BTM), as the 2018 SVA series does:
+   * reset leaves CR2.PTM clear, so the CPU's TLBIs reach SMMU TLB entries of shared-ASID (ASET=0)
+   * CDs. Default false: CR2.PTM set, as today's Linux writes (every invalidation by command).
+   */
+  readonly btm?: boolean;
 }
 
 /** Constructor options of {@link ArmSmmuDevice}. */
@@ -428,6 +434,14 @@ export class ArmSmmuDevice {
   readonly iommuDevice: IommuDevice;
   /** Driver options as given. */
   readonly driverOptions: ArmSmmuDriverOptions;
+
+  /**
+   * Whether the SMMU takes part in broadcast TLB maintenance: `FEAT_BTM` and the `btm` option (the
+   * seed's design; reset then leaves CR2.PTM clear).
+   */
+  get btmInUse(): boolean {
+    return (this.features & ARM_SMMU_FEAT_BTM) !== 0 && this.driverOptions.btm === true;
+  }
   /** `ARM_SMMU_FEAT_*` bits (after {@link ArmSmmuDevice.probe}). */
   features = 0;
   /** `ARM_SMMU_OPT_*` bits. */
@@ -963,7 +977,8 @@ export class ArmSmmuDevice {
 
     // 3: table/queue attributes, CR2.
     mmio.writel(ARM_SMMU_CR1, CR1_LINUX_VALUE);
-    let cr2 = CR2_PTM | CR2_RECINVSID;
+    let cr2 = CR2_RECINVSID;
+    if (!this.btmInUse) cr2 |= CR2_PTM;
     if ((this.features & ARM_SMMU_FEAT_E2H) !== 0) cr2 |= CR2_E2H;
     mmio.writel(ARM_SMMU_CR2, cr2);
 

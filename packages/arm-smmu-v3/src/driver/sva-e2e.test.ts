@@ -7,6 +7,7 @@ import {
 } from '@iommu-ts/iommu-sva';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '@iommu-ts/mm';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TLB_REGIME_NS_EL1, tlbTag } from '../hw/tlb.js';
 import { CTXDESC_CD_0_R, CTXDESC_CD_0_S, CTXDESC_CD_0_TCR_EPD0, CTXDESC_CD_0_V } from './cd.js';
 import { masterOfDev } from './master-state.js';
 import type { ArmSmmuSvaDomain } from './sva.js';
@@ -42,6 +43,11 @@ function cdWord(
   const pa = masterOfDev(dev).cdTable?.cdPtr(ssid);
   if (pa === null || pa === undefined) throw new Error('no CD');
   return m.memory.read64(pa + i * 8);
+}
+
+/** The model's stage-1 TLB entry (NS-EL1, VMID 0, TTB0) of `asid` translating `va`, if cached. */
+function smmuEntry(m: ReturnType<typeof svaMachine>, asid: number, va: number) {
+  return m.model.tlb.peek(tlbTag(TLB_REGIME_NS_EL1, false, 0, 0, asid), va);
 }
 
 /** A bound PCI function and process with an untouched 3-page buffer. */
@@ -186,23 +192,62 @@ describe('SVA with a dma-can-stall platform device (stall model)', () => {
 
 describe("SVA with the seed's shared CPU ASID", () => {
   it('with BTM the CPU broadcast TLBIs reach the SMMU: munmap issues no SMMU TLBI, and the next DMA faults', () => {
-    const { m, ep, proc, buf, pasid, domain, sva } = boundPci({
-      asidMode: 'shared',
-      btmBridge: true,
-      config: { btm: true },
-    });
+    const { m, ep, proc, buf, pasid, domain, sva } = boundPci({ asidMode: 'shared', config: { btm: true } });
+    expect(m.model.broadcastAttached).toBe(true);
     expect(domain.asid).toBe(proc.mm.asid);
     expect(m.machine.asids.contextOf(proc.mm).pinned).toBe(1);
     write(ep, buf, 'btm', pasid);
     expect(dec(proc.read(buf, 3))).toBe('btm');
+    // The SMMU cached the translation from the ASET = 0 CD.
+    expect(smmuEntry(m, domain.asid, buf)?.aset).toBe(false);
     m.cmds();
+    const seen = m.model.stats.tlbBroadcasts;
     proc.munmap(buf, 0x3000);
     expect(m.cmds()).toEqual([]); // no ATS master: nothing for the SMMU to do
     expect(m.tlbiSeen.some((op) => op.kind !== 'vmalle1is' && 'asid' in op && op.asid === domain.asid)).toBe(
       true,
     );
+    // The model itself applied the CPU's broadcasts (no test bridge): the entry is gone.
+    expect(m.model.stats.tlbBroadcasts).toBeGreaterThan(seen);
+    expect(smmuEntry(m, domain.asid, buf)).toBeUndefined();
     expect(faultReason(() => write(ep, buf, 'y', pasid))).toBe('pri-invalid');
     iommuSvaUnbindDevice(sva);
+  });
+
+  it('with BTM a private-ASID (ASET = 1) binding is not cleaned by broadcasts: only the driver commands do it', () => {
+    const { m, ep, proc, buf, pasid, domain } = boundPci({ asidMode: 'private', config: { btm: true } });
+    expect(m.model.broadcastAttached).toBe(true);
+    write(ep, buf, 'x', pasid);
+    expect(smmuEntry(m, domain.asid, buf)?.aset).toBe(true);
+    // CPU broadcasts naming the SMMU's private ASID (as if a CPU reused that number) change nothing.
+    const asid = domain.asid;
+    m.machine.tlb.flushTlbPage(asid, buf);
+    m.machine.tlb.flushTlbRange(asid, buf, buf + 0x3000, { rangeSupported: true });
+    m.machine.tlb.flushTlbMm(asid);
+    m.machine.tlb.flushTlbAll();
+    expect(smmuEntry(m, asid, buf)).toBeDefined();
+    m.cmds();
+    proc.munmap(buf, 0x3000);
+    // The driver invalidates explicitly, and that is what removes the entry.
+    expect(m.cmds()).toContain('TLBI_NH_VA');
+    expect(smmuEntry(m, asid, buf)).toBeUndefined();
+    expect(faultReason(() => write(ep, buf, 'y', pasid))).toBe('pri-invalid');
+  });
+
+  it('with BTM but without the driver commands a private-ASID binding keeps a stale translation', () => {
+    const { m, ep, proc, buf, pasid, domain } = boundPci({ asidMode: 'private', config: { btm: true } });
+    write(ep, buf, 'x', pasid);
+    domain.testHooks.skipInvalidation = true;
+    const seen = m.model.stats.tlbBroadcasts;
+    proc.munmap(buf, 0x3000);
+    // Private ASIDs go with CR2.PTM set (today's Linux): the SMMU ignores the CPU's broadcasts
+    // altogether, and even one naming the private ASID could not reach an ASET = 1 entry.
+    m.machine.tlb.flushTlbRange(domain.asid, buf, buf + 0x3000, { rangeSupported: true });
+    m.machine.tlb.flushTlbMm(domain.asid);
+    m.machine.tlb.flushTlbAll();
+    expect(m.model.stats.tlbBroadcasts).toBe(seen);
+    expect(smmuEntry(m, domain.asid, buf)?.aset).toBe(true);
+    expect(faultReason(() => write(ep, buf, 'y', pasid))).toBe('none');
   });
 
   it('without BTM the shared ASID is invalidated explicitly (TLBI_NH_VA)', () => {

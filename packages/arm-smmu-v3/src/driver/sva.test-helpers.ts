@@ -35,11 +35,6 @@ export interface SvaMachineOptions {
   options?: ArmSmmuDriverOptions;
   /** ASID design (default private). */
   asidMode?: ArmSmmuSvaAsidMode;
-  /**
-   * Forward the CPUs' broadcast TLBIs to the model's TLB (what IDR0.BTM hardware does; the model
-   * does not subscribe by itself).
-   */
-  btmBridge?: boolean;
 }
 
 /** Build the machine. */
@@ -52,7 +47,14 @@ export function svaMachine(o: SvaMachineOptions = {}) {
     priq: scheduler.createIrqLine('priq'),
     gerror: scheduler.createIrqLine('gerror'),
   };
-  const model = new SmmuV3Model({ memory, scheduler, config: o.config ?? {}, irqs: lines });
+  // The model listens to the CPUs' broadcast TLBIs itself when the configuration has BTM.
+  const model = new SmmuV3Model({
+    memory,
+    scheduler,
+    config: o.config ?? {},
+    irqs: lines,
+    tlbBroadcast: machine.tlb,
+  });
   const sub = new IommuSubsystem();
   const fwnode = { name: 'smmu0' };
   const smmu: ArmSmmuDevice = armSmmuDeviceProbe({
@@ -63,48 +65,15 @@ export function svaMachine(o: SvaMachineOptions = {}) {
     irqs: lines,
     fwnode,
     coherent: true,
-    options: o.options ?? { maxQueueLog2: 8 },
+    // The seed's shared ASIDs go with broadcast TLB maintenance (reset then leaves CR2.PTM clear).
+    options: o.options ?? { maxQueueLog2: 8, btm: o.asidMode === 'shared' },
   });
   armSmmuSvaConfigure(smmu, { asidMode: o.asidMode ?? 'private' });
   const tlbiSeen: TlbiOp[] = [];
-  if (o.btmBridge) {
-    machine.tlb.subscribe((op) => {
-      tlbiSeen.push(op);
-      switch (op.kind) {
-        case 'vae1is':
-          model.tlb.invalidateNhVa({
-            vmid: 0,
-            asid: op.asid,
-            addr: op.va,
-            leaf: op.leaf,
-            tg: 0,
-            num: 0,
-            scale: 0,
-            ttl: 0,
-          });
-          break;
-        case 'rvae1is':
-          for (let va = op.start; va < op.end; va += 4096)
-            model.tlb.invalidateNhVa({
-              vmid: 0,
-              asid: op.asid,
-              addr: va,
-              leaf: op.leaf,
-              tg: 0,
-              num: 0,
-              scale: 0,
-              ttl: 0,
-            });
-          break;
-        case 'aside1is':
-          model.tlb.invalidateNhAsid(0, op.asid);
-          break;
-        case 'vmalle1is':
-          model.tlb.invalidateNhAll(0);
-          break;
-      }
-    });
-  }
+  // Every broadcast TLBI the CPUs publish, for assertions (recording only).
+  machine.tlb.subscribe((op) => {
+    tlbiSeen.push(op);
+  });
   const hb = new PciHostBridge();
   let mark = smmu.cmdq.prod;
   const m = {

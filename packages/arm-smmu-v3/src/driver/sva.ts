@@ -21,7 +21,6 @@ import { type Device, IOMMU_DOMAIN_SVA, type IommuDomain, type IommuDomainOps } 
 import { ARM64_MAIR_EL1, type Mm } from '@iommu-ts/mm';
 import {
   ARM_SMMU_FEAT_BBML2,
-  ARM_SMMU_FEAT_BTM,
   ARM_SMMU_FEAT_COHERENCY,
   ARM_SMMU_FEAT_E2H,
   ARM_SMMU_FEAT_HA,
@@ -452,7 +451,7 @@ export function armSmmuMmInvalidate(domain: IommuDomain, start: number, end: num
   if (!smmuHas(smmu, ARM_SMMU_FEAT_RANGE_INV)) {
     if (size >= maxTlbiOps(d.cpu.pageSize) * d.cpu.pageSize) size = 0;
   }
-  if (d.asidMode === 'shared' && smmuHas(smmu, ARM_SMMU_FEAT_BTM)) {
+  if (d.asidMode === 'shared' && smmu.btmInUse) {
     armSmmuAtcInvDomain(d, size === 0 ? 0n : BigInt(start), BigInt(size));
     return;
   }

@@ -8,7 +8,7 @@
 
 import { IrqReturn, Scheduler } from '@iommu-ts/base';
 import { type DmaOutcome, dmaRequest } from '@iommu-ts/iommu-core';
-import type { PhysicalMemory } from '@iommu-ts/mm';
+import type { PhysicalMemory, TlbBroadcast } from '@iommu-ts/mm';
 import { encodeSmmuCommand, type SmmuCommandInit } from './cmdq.js';
 import { type CdFields, encodeCd } from './context-descriptor.js';
 import { decodeSmmuEvent, type SmmuEvent } from './events.js';
@@ -54,8 +54,12 @@ export interface IrqCount {
   n: number;
 }
 
-/** Build the harness. */
-export function smmuHarness(config: Partial<SmmuHwConfig> = {}, enable = true) {
+/** Build the harness (`tlbBroadcast`: the machine broadcast the model listens to with BTM). */
+export function smmuHarness(
+  config: Partial<SmmuHwConfig> = {},
+  enable = true,
+  extra: { tlbBroadcast?: TlbBroadcast } = {},
+) {
   const memory = makeTestMemory(64);
   const scheduler = new Scheduler();
   const counts = { evtq: { n: 0 }, priq: { n: 0 }, gerror: { n: 0 }, cmdqSync: { n: 0 } };
@@ -70,7 +74,7 @@ export function smmuHarness(config: Partial<SmmuHwConfig> = {}, enable = true) {
       counts[k].n++;
       return IrqReturn.HANDLED;
     });
-  const smmu = new SmmuV3Model({ memory, scheduler, config, irqs: lines });
+  const smmu = new SmmuV3Model({ memory, scheduler, config, irqs: lines, ...extra });
   const strtab = memory.allocPages(2, { zero: true }); // 256 STEs
   const cmdq = memory.allocPages(0, { zero: true });
   const evtq = memory.allocPages(0, { zero: true });

@@ -33,7 +33,7 @@ import {
   PRG_RESPONSE,
   type PrgResponseCode,
 } from '@iommu-ts/iommu-core';
-import type { PhysicalMemory } from '@iommu-ts/mm';
+import type { PhysicalMemory, TlbBroadcast, TlbiOp } from '@iommu-ts/mm';
 import {
   type SmmuCmdAtcInv,
   type SmmuCmdPriResp,
@@ -57,6 +57,7 @@ import {
   CR0_SMMUEN,
   CR0_WRITABLE,
   CR2_E2H,
+  CR2_PTM,
   GBPA_ABORT,
   GBPA_RESET,
   GBPA_UPDATE,
@@ -111,7 +112,7 @@ import {
 } from './regs.js';
 import { resolveSmmuHwConfig, type SmmuHwConfig, type SmmuIdrs, smmuIdrs } from './smmu-config.js';
 import { type StreamTableConfig, streamTableConfig } from './stream-table.js';
-import { SmmuTlb } from './tlb.js';
+import { SmmuTlb, TLB_REGIME_EL2, TLB_REGIME_NS_EL1 } from './tlb.js';
 import { type SmmuTransaction, SmmuTranslator } from './translate.js';
 
 /** Interrupt lines of an SMMU (wired interrupts; absent lines are simply not raised). */
@@ -144,6 +145,13 @@ export interface SmmuV3ModelOptions {
    * MSI-polled CMD_SYNC observes completion).
    */
   readonly msiWrite?: (addr: bigint, data: number) => boolean;
+  /**
+   * The machine's broadcast of the PEs' inner-shareable TLB maintenance (`Machine.tlb`). When the
+   * configuration has IDR0.BTM the model subscribes at construction and applies every operation to
+   * its TLB at once ({@link SmmuV3Model.onTlbBroadcast}); without BTM it is ignored. Unsubscribe with
+   * {@link SmmuV3Model.detachBroadcast}.
+   */
+  readonly tlbBroadcast?: TlbBroadcast;
 }
 
 /** One MSI the SMMU performed. */
@@ -176,6 +184,8 @@ export interface SmmuV3Stats {
   prgResponses: number;
   /** CMD_SYNC completions signalled with SEV. */
   sev: number;
+  /** PE broadcast TLB invalidations applied to the TLB (IDR0.BTM with a subscribed broadcast). */
+  tlbBroadcasts: number;
 }
 
 const M32 = 0xffff_ffffn;
@@ -270,12 +280,15 @@ export class SmmuV3Model implements IommuHw {
     atcInvalidations: 0,
     prgResponses: 0,
     sev: 0,
+    tlbBroadcasts: 0,
   };
   /** Called on every CMD_SYNC completion with CS = SEV (a send-event to the PEs). */
   onSev: (() => void) | undefined;
 
   readonly #irqs: SmmuIrqLines;
   readonly #msiWrite: ((addr: bigint, data: number) => boolean) | undefined;
+  /** Unsubscribes from the machine's TLB broadcast (BTM), or `undefined` when not subscribed. */
+  #broadcastUnsubscribe: (() => void) | undefined = undefined;
   #cr0 = 0;
   #cr1 = 0;
   #cr2 = 0;
@@ -357,6 +370,47 @@ export class SmmuV3Model implements IommuHw {
       writeq: (offset, value) => this.#writeq(offset, value),
     };
     this.#updateGlobalState();
+    if (config.btm && options.tlbBroadcast !== undefined)
+      this.#broadcastUnsubscribe = options.tlbBroadcast.subscribe((op) => this.onTlbBroadcast(op));
+  }
+
+  // ---- broadcast TLB maintenance -----------------------------------------------------------------
+
+  /** Whether the model listens to a machine's TLB broadcast (IDR0.BTM and not detached). */
+  get broadcastAttached(): boolean {
+    return this.#broadcastUnsubscribe !== undefined;
+  }
+
+  /**
+   * Stop listening to the machine's TLB broadcast (the model is being torn down). Idempotent;
+   * later broadcasts leave the TLB alone.
+   */
+  detachBroadcast(): void {
+    const u = this.#broadcastUnsubscribe;
+    this.#broadcastUnsubscribe = undefined;
+    u?.();
+  }
+
+  /**
+   * Receive one PE broadcast TLB invalidation (what a DVM TLBI message does to an SMMU with
+   * IDR0.BTM). The subscription made for {@link SmmuV3ModelOptions.tlbBroadcast} calls this; tests
+   * may call it directly.
+   *
+   * @remarks
+   * The PEs' EL1 TLBIs stand for the Non-secure EL1 regime with VMID 0, or, when CR2.E2H is set
+   * (the host kernel runs at EL2 with VHE, and stage-1 STEs use StreamWorld EL2-E2H), for the EL2
+   * regime. Only TLB entries filled from CDs with ASET = 0 are affected (see
+   * `SmmuTlb.invalidateBroadcast`). The invalidation is complete on return: the PE's `DSB ISH`
+   * waits for it, no CMD_SYNC is involved. Nothing happens when the configuration lacks BTM or
+   * software set CR2.PTM (private TLB maintenance, what today's Linux writes).
+   *
+   * @param op - the operation published on the machine's `TlbBroadcast`
+   */
+  onTlbBroadcast(op: TlbiOp): void {
+    // CR2.PTM (private TLB maintenance): the SMMU ignores broadcast invalidations.
+    if (!this.config.btm || (this.#cr2 & CR2_PTM) !== 0) return;
+    this.stats.tlbBroadcasts++;
+    this.tlb.invalidateBroadcast(op, (this.#cr2 & CR2_E2H) !== 0 ? TLB_REGIME_EL2 : TLB_REGIME_NS_EL1);
   }
 
   // ---- registers ---------------------------------------------------------------------------------

@@ -335,3 +335,136 @@ describe('SmmuTlb invalidation', () => {
     expect(tlb.size).toBe(0);
   });
 });
+
+describe('SmmuTlb broadcast TLB maintenance (invalidateBroadcast)', () => {
+  const EL2 = TLB_REGIME_EL2;
+  /** Shared-set (ASET = 0) and private (ASET = 1) pages of ASID 7, VMID 0, at 0x1000 … 0x4000. */
+  function filled() {
+    const tlb = new SmmuTlb();
+    const t = s1Tag(0, 7);
+    for (let va = 0x1000; va <= 0x4000; va += 0x1000) tlb.insert(entry(t, va, 12, { aset: false }));
+    const p = s1Tag(0, 8);
+    for (let va = 0x1000; va <= 0x4000; va += 0x1000) tlb.insert(entry(p, va, 12, { aset: true }));
+    return { tlb, t, p };
+  }
+
+  it('records ASET in the entry (default 0: shared)', () => {
+    const tlb = new SmmuTlb();
+    expect(tlb.insert(entry(s1Tag(0, 1), 0x1000)).aset).toBe(false);
+    expect(tlb.insert(entry(s1Tag(0, 1), 0x2000, 12, { aset: true })).aset).toBe(true);
+  });
+
+  it('vae1is drops the page of the ASID (and global pages), only from shared-set entries', () => {
+    const { tlb, t, p } = filled();
+    const g = tlbTag(NS, false, 0, 0, -1);
+    tlb.insert(entry(g, 0x2000, 12, { aset: false }));
+    tlb.insert(entry(s1Tag(0, 9), 0x2000, 12, { aset: false }));
+    tlb.invalidateBroadcast({ kind: 'vae1is', asid: 7, va: 0x2abc, leaf: true }, NS);
+    expect(has(tlb, t, 0x2000)).toBe(false);
+    expect(has(tlb, g, 0x2000)).toBe(false);
+    expect(has(tlb, s1Tag(0, 9), 0x2000)).toBe(true); // other ASID
+    expect(has(tlb, t, 0x1000) && has(tlb, t, 0x3000)).toBe(true);
+    tlb.invalidateBroadcast({ kind: 'vae1is', asid: 8, va: 0x2000, leaf: false }, NS);
+    expect(has(tlb, p, 0x2000)).toBe(true); // ASET = 1
+    expect(tlb.stats.invalidated).toBe(2);
+  });
+
+  it('vae1is removes a block that covers the address', () => {
+    const tlb = new SmmuTlb();
+    const t = s1Tag(0, 3);
+    tlb.insert(entry(t, 0x20_0000, 21));
+    tlb.invalidateBroadcast({ kind: 'vae1is', asid: 3, va: 0x2f_f000, leaf: true }, NS);
+    expect(tlb.size).toBe(0);
+  });
+
+  it('rvae1is drops the shared pages in [start, end), keeping the rest and the private ones', () => {
+    const { tlb, t, p } = filled();
+    tlb.invalidateBroadcast(
+      { kind: 'rvae1is', asid: 7, start: 0x2000, end: 0x4000, stride: 4096, leaf: true },
+      NS,
+    );
+    expect([0x1000, 0x2000, 0x3000, 0x4000].map((va) => has(tlb, t, va))).toEqual([true, false, false, true]);
+    tlb.invalidateBroadcast(
+      { kind: 'rvae1is', asid: 8, start: 0, end: 0x10_0000, stride: 4096, leaf: false },
+      NS,
+    );
+    expect([0x1000, 0x2000, 0x3000, 0x4000].every((va) => has(tlb, p, va))).toBe(true);
+    expect(tlb.size).toBe(6);
+  });
+
+  it('aside1is drops the non-global shared entries of the ASID', () => {
+    const { tlb, t, p } = filled();
+    const g = tlbTag(NS, false, 0, 0, -1);
+    tlb.insert(entry(g, 0x8000, 12));
+    tlb.invalidateBroadcast({ kind: 'aside1is', asid: 7 }, NS);
+    expect(has(tlb, t, 0x1000) || has(tlb, t, 0x4000)).toBe(false);
+    expect(has(tlb, g, 0x8000)).toBe(true);
+    tlb.invalidateBroadcast({ kind: 'aside1is', asid: 8 }, NS);
+    expect(has(tlb, p, 0x1000)).toBe(true);
+    expect(tlb.size).toBe(5);
+  });
+
+  it('vmalle1is drops every shared stage-1 entry of VMID 0, global ones included, and nothing else', () => {
+    const { tlb, p } = filled();
+    const g = tlbTag(NS, false, 0, 0, -1);
+    const v5 = s1Tag(5, 7);
+    const s2 = tlbTag(NS, true, 0, 0, 0);
+    const el2 = tlbTag(EL2, false, 0, 0, 7);
+    tlb.insert(entry(g, 0x8000, 12));
+    tlb.insert(entry(v5, 0x1000, 12)); // a guest's VMID
+    tlb.insert(entry(s2, 0x1000, 12, { stage: 's2' }));
+    tlb.insert(entry(el2, 0x1000, 12));
+    tlb.invalidateBroadcast({ kind: 'vmalle1is' }, NS);
+    expect(has(tlb, g, 0x8000)).toBe(false);
+    expect(has(tlb, v5, 0x1000) && has(tlb, s2, 0x1000) && has(tlb, el2, 0x1000)).toBe(true);
+    expect(has(tlb, p, 0x1000)).toBe(true);
+    expect(tlb.size).toBe(7);
+  });
+
+  it('regime EL2 (E2H): only EL2 entries are affected', () => {
+    const tlb = new SmmuTlb();
+    const ns = s1Tag(0, 7);
+    const el2 = tlbTag(EL2, false, 0, 0, 7);
+    tlb.insert(entry(ns, 0x1000, 12));
+    tlb.insert(entry(el2, 0x1000, 12));
+    tlb.invalidateBroadcast({ kind: 'vae1is', asid: 7, va: 0x1000, leaf: true }, EL2);
+    expect(has(tlb, el2, 0x1000)).toBe(false);
+    expect(has(tlb, ns, 0x1000)).toBe(true);
+    tlb.insert(entry(el2, 0x1000, 12));
+    tlb.invalidateBroadcast({ kind: 'aside1is', asid: 7 }, NS);
+    expect(has(tlb, el2, 0x1000)).toBe(true);
+    expect(has(tlb, ns, 0x1000)).toBe(false);
+  });
+
+  it('nested entries of VMID 0 are stage-1 entries too; stage-2-only ones never go', () => {
+    const tlb = new SmmuTlb();
+    const t = s1Tag(0, 7);
+    const s2 = tlbTag(NS, true, 0, 0, 0);
+    tlb.insert(entry(t, 0x1000, 12, { stage: 'nested' }));
+    tlb.insert(entry(s2, 0x1000, 12, { stage: 's2' }));
+    tlb.invalidateBroadcast(
+      { kind: 'rvae1is', asid: 7, start: 0, end: 0x10_0000, stride: 4096, leaf: false },
+      NS,
+    );
+    expect(has(tlb, t, 0x1000)).toBe(false);
+    expect(has(tlb, s2, 0x1000)).toBe(true);
+  });
+
+  it('8-bit ASIDs compare the low 8 bits of the broadcast ASID', () => {
+    const tlb = new SmmuTlb({ asid16: false });
+    const t = s1Tag(0, 0x34);
+    tlb.insert(entry(t, 0x1000, 12));
+    tlb.invalidateBroadcast({ kind: 'aside1is', asid: 0x134 }, NS);
+    expect(tlb.size).toBe(0);
+  });
+
+  it('TLBI commands ignore ASET: private entries go too', () => {
+    const { tlb, t, p } = filled();
+    tlb.invalidateNhAsid(0, 8);
+    expect(has(tlb, p, 0x1000)).toBe(false);
+    tlb.invalidateNhVa({ vmid: 0, asid: 7, addr: 0x1000, leaf: true, tg: 0, num: 0, scale: 0, ttl: 0 });
+    expect(has(tlb, t, 0x1000)).toBe(false);
+    tlb.invalidateNhAll(0);
+    expect(tlb.size).toBe(0);
+  });
+});

@@ -13,6 +13,7 @@
  */
 
 import { Prng } from '@iommu-ts/base';
+import type { TlbiOp } from '@iommu-ts/mm';
 import type { SmmuHwConfig, SmmuTlbReplacement } from './smmu-config.js';
 
 /** Translation regime of an entry: the Non-secure EL1 StreamWorld (`0`) or the EL2 one (`1`). */
@@ -102,6 +103,12 @@ export interface TlbEntryInit {
    * DBM with hardware dirty-state update enabled): the translator then walks instead of faulting.
    */
   readonly dirtyUpdatable: boolean;
+  /**
+   * CD.ASET of the context the entry was filled from: `true` = the ASID is in the non-shared set,
+   * so broadcast TLB maintenance from the PEs leaves the entry alone ({@link SmmuTlb.invalidateBroadcast});
+   * `false` (default) = shared set, broadcasts apply. Meaningless for stage-2-only entries.
+   */
+  readonly aset?: boolean;
 }
 
 /**
@@ -150,6 +157,8 @@ export class SmmuTlbEntry {
   readonly s2Perm: number;
   /** See {@link TlbEntryInit.dirtyUpdatable}. */
   readonly dirtyUpdatable: boolean;
+  /** CD.ASET of the filling context (see {@link TlbEntryInit.aset}); `true` ignores PE broadcasts. */
+  readonly aset: boolean;
   /** @internal key inside the tag's map. */
   key: number;
   /** @internal LRU list links. */
@@ -172,6 +181,7 @@ export class SmmuTlbEntry {
     this.s1Perm = init.s1Perm;
     this.s2Perm = init.s2Perm;
     this.dirtyUpdatable = init.dirtyUpdatable;
+    this.aset = init.aset ?? false;
     this.key = vpn * 64 + init.shift;
   }
 
@@ -556,6 +566,67 @@ export class SmmuTlb {
    */
   invalidateEl2Vaa(r: TlbiVaRange): void {
     this.#invalidateVa(1, -1, -1, r);
+  }
+
+  // ---- invalidation (broadcast TLB maintenance from the PEs) ------------------------------------
+
+  /**
+   * Apply one inner-shareable TLBI broadcast by the PEs (IDR0.BTM; the DVM message of `TLBI VAE1IS`,
+   * `RVAE1IS`, `ASIDE1IS` or `VMALLE1IS`).
+   *
+   * @remarks
+   * Only stage-1 and nested entries (never stage-2-only ones) of the given regime are candidates:
+   * with `regime` = {@link TLB_REGIME_NS_EL1}, entries of VMID 0 (the host's EL1&0 regime as the
+   * SMMU sees it); with {@link TLB_REGIME_EL2}, the EL2 entries (the host runs at EL2 with E2H). Of
+   * those, only entries filled from a CD with ASET = 0 ({@link SmmuTlbEntry.aset} `false`) go:
+   * non-shared-set ASIDs are the driver's to invalidate with commands. The TLBI_* command paths of
+   * this class ignore ASET (commands affect both sets).
+   *
+   * - `vae1is`: entries of the ASID, and global entries, translating `va` (TTB0 region). `leaf` is
+   *   honoured trivially: the model caches only leaf entries.
+   * - `rvae1is`: the same for every address in `[start, end)`.
+   * - `aside1is`: every non-global entry of the ASID.
+   * - `vmalle1is`: every candidate entry, global or not.
+   *
+   * ASIDs are compared in the width the SMMU implements (IDR0.ASID16). Counts each removed entry in
+   * {@link SmmuTlbStats.invalidated}.
+   *
+   * @param op - the broadcast operation, as published on the machine's `TlbBroadcast`
+   * @param regime - the translation regime the PEs' EL1 TLBIs stand for in this SMMU
+   */
+  invalidateBroadcast(op: TlbiOp, regime: TlbRegime): void {
+    const cand = (t: number): boolean =>
+      tagRegime(t) === regime && !tagS2(t) && (regime === TLB_REGIME_EL2 || tagVmid(t) === 0);
+    switch (op.kind) {
+      case 'vmalle1is':
+        this.#removeIf((e) => !e.aset && cand(e.tag));
+        return;
+      case 'aside1is': {
+        const a = op.asid & this.#asidMask;
+        this.#removeIf((e) => !e.aset && cand(e.tag) && tagAsid(e.tag) === a);
+        return;
+      }
+      case 'vae1is':
+      case 'rvae1is': {
+        const a = op.asid & this.#asidMask;
+        const start = op.kind === 'vae1is' ? op.va - (op.va % 4096) : op.start;
+        const end = op.kind === 'vae1is' ? start + 4096 : op.end;
+        const span: Span = {
+          start: start % ADDR_SPAN,
+          end: (start % ADDR_SPAN) + (end - start),
+          region: 0,
+          ttl: 0,
+        };
+        if (span.end <= span.start) return;
+        this.#removeIf((e) => {
+          if (e.aset || !cand(e.tag)) return false;
+          const ea = tagAsid(e.tag);
+          if (ea !== a && ea !== GLOBAL_ASID) return false;
+          return overlaps(e, span, true);
+        });
+        return;
+      }
+    }
   }
 
   // ---- internals ---------------------------------------------------------------------------------

@@ -266,6 +266,14 @@ describe('SmmuTranslator: configuration outcomes', () => {
     expect(fault(translator.translate(tx(0x1000, { ssid: 5 }))).event.type).toBe('C_BAD_SUBSTREAMID');
   });
 
+  it('records CD.ASET in the stage-1 TLB entries', () => {
+    for (const aset of [false, true]) {
+      const f = s1Fixture({ aset });
+      okPa(f.translator.translate(f.tx(0x1000)));
+      expect(f.tlb.entries().map((e) => e.aset)).toEqual([aset]);
+    }
+  });
+
   it('EL2 StreamWorld entries are tagged EL2 and removed by TLBI_EL2_ALL only', () => {
     const f = s1Fixture({}, { strw: 2 }, { hyp: true });
     okPa(f.translator.translate(f.tx(0x1000)));

@@ -227,6 +227,8 @@ class TxContext {
   readonly s2tag: number;
   /** Kind of the stage-1 entries (`'s1'` or `'nested'`). */
   readonly s1Stage: TlbEntryStage;
+  /** CD.ASET, recorded in the stage-1 entries (broadcast TLB maintenance skips ASET = 1). */
+  readonly aset: boolean;
   /** Translation of stage-1 table IPAs (nested only). */
   tableIpa: ((ipa: number) => TableXlate) | undefined = undefined;
   /** Translation of CD-table IPAs for the configuration cache (nested STE contexts only). */
@@ -274,6 +276,7 @@ class TxContext {
     this.gtag1 = tlbTag(regime, false, 1, vmid, gasid);
     this.s2tag = tlbTag(regime, true, 0, vmid, 0);
     this.s1Stage = this.s2 === undefined ? 's1' : 'nested';
+    this.aset = cd?.aset ?? false;
   }
 }
 
@@ -583,6 +586,7 @@ export class SmmuTranslator {
       s1Perm: r1.perm,
       s2Perm,
       dirtyUpdatable: dirty,
+      aset: ctx.aset,
     });
     return okResult(e, addr, false);
   }
