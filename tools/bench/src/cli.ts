@@ -1,6 +1,7 @@
 // Entry point: `tsx src/cli.ts <suite> [options]`, or `pnpm bench <suite>` from the repo root.
 
 import { runArmSmmuV3Suite } from './arm-smmu-v3-suite.js';
+import { runIntelVtdSuite } from './intel-vtd-suite.js';
 import { runIntervalTreeSuite } from './interval-tree-suite.js';
 import { runIoPgfaultSuite } from './io-pgfault-suite.js';
 import { runIoPgtableSuite } from './io-pgtable-suite.js';
@@ -14,6 +15,7 @@ const suites: Record<string, (args: string[]) => Promise<void>> = {
   ioasid: runIoasidSuite,
   'io-pgfault': runIoPgfaultSuite,
   'io-pgtable': runIoPgtableSuite,
+  'intel-vtd': runIntelVtdSuite,
   'iommu-core': runIommuCoreSuite,
   iommufd: runIommufdSuite,
 };
