@@ -5,7 +5,6 @@
  * driver (`driver/`) and the ACPI DMAR table that describes it (`firmware/`).
  */
 
-// VD2 — driver: contexts, PASID tables, domains, cache tags, attach, iommufd hw_info / dirty ops.
 export {
   type CacheTag,
   type CacheTagOwner,
@@ -63,6 +62,15 @@ export {
   intelIommuSetDevPasid,
 } from './driver/device.js';
 export {
+  type IntelIommuDmarDeviceLookup,
+  type IntelIommuDmarEnv,
+  type IntelIommuDmarGlue,
+  type IntelIommuDmarUnit,
+  intelIommuDmarConfigure,
+  intelIommuDmarLookup,
+  intelIommuDmarProbe,
+} from './driver/dmar-glue.js';
+export {
   DmarDomain,
   type DmarDomainTestHooks,
   domainAttachIommu,
@@ -85,6 +93,26 @@ export {
   pagingDomainCompatible,
   toDmarDomain,
 } from './driver/domain.js';
+export {
+  IntelIommu,
+  type IntelIommuDeviceEntry,
+  type IntelIommuDriverOptions,
+  type IntelIommuIrqs,
+  type IntelIommuLogEntry,
+  type IntelIommuOptions,
+  type IntelIommuStats,
+} from './driver/intel-iommu.js';
+export {
+  type IntelIommuOps,
+  type IntelIommuProbeOptions,
+  intelIommuOps,
+  intelIommuProbe,
+} from './driver/intel-iommu-ops.js';
+export {
+  intelIommuDisableIopf,
+  intelIommuEnableIopf,
+  intelIommuIopfRefcount,
+} from './driver/iopf.js';
 export {
   devtlbInvalidationWithPasid,
   IOMMU_NO_PASID,
@@ -114,6 +142,25 @@ export {
   pasidTearDownEntry,
   readPasidEntry,
 } from './driver/pasid.js';
+export { intelIommuDrainPasidPrq, prqDrainDescs, prqHasPending } from './driver/prq-drain.js';
+export {
+  INTEL_SVM_DEFAULT_CPU,
+  type IntelSvaDevPasid,
+  IntelSvaDomain,
+  type IntelSvaDomainTestHooks,
+  type IntelSvmCpuFeatures,
+  intelIommuDevDisableFeat,
+  intelIommuDevEnableFeat,
+  intelIommuSvaOps,
+  intelIommuSvaSupported,
+  intelSvmCheck,
+  intelSvmDomainAlloc,
+  intelSvmDomainOps,
+  intelSvmMmInvalidate,
+  intelSvmMmRelease,
+  intelSvmSetDevPasid,
+  toIntelSvaDomain,
+} from './driver/svm.js';
 export {
   ACPI_TABLE_HEADER_LENGTH,
   acpiTableChecksum,

@@ -188,7 +188,12 @@ function flushIotlb(
   const iommu = tag.iommu;
   const batch = f.batchFor(iommu);
   if (owner.usePiotlb) {
-    const n = pages === 'all' ? 'all' : Number(pages);
+    // A PASID-based page-selective flush cannot name a mask beyond CAP.MAMV (the unit refuses the
+    // descriptor with IQE); Linux computes the mask without that check, which a large SVA munmap
+    // (freed page tables: a 2^27-page range) exceeds. Flush the whole PASID instead, as the
+    // domain-selective fallback does for second-level flushes.
+    const tooBig = pages !== 'all' && Math.ceil(Math.log2(Number(pages))) > capMaxAmaskVal(iommu.cap);
+    const n = pages === 'all' || tooBig ? 'all' : Number(pages);
     batch?.add(qiDescPiotlb(tag.domainId, tag.pasid, addr, n, ih));
     return;
   }

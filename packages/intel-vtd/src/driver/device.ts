@@ -382,11 +382,23 @@ function identityDomainAttachDev(dev: Device): void {
   info.domainAttached = true;
 }
 
+/**
+ * `domain_remove_dev_pasid` for domains that are not a `DmarDomain` (SVA domains; svm.ts installs
+ * it, which imports this file).
+ * @internal
+ */
+export const foreignDomainHooks: {
+  removeDevPasid: ((domain: IommuDomain, info: DeviceDomainInfo, pasid: number) => void) | null;
+} = { removeDevPasid: null };
+
 /** `domain_remove_dev_pasid(domain, dev, pasid)`: tags and DID reference of a PASID attachment. */
 function domainRemoveDevPasid(domain: IommuDomain | null, info: DeviceDomainInfo, pasid: number): void {
   const d = toDmarDomain(domain);
   info.pasidDomains.delete(pasid);
-  if (d === null) return;
+  if (d === null) {
+    if (domain !== null) foreignDomainHooks.removeDevPasid?.(domain, info, pasid);
+    return;
+  }
   cacheTagUnassignDomain(d, domainIdIommu(d, info.iommu), info, pasid);
   domainDetachIommu(d, info.iommu);
 }

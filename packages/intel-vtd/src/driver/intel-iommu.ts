@@ -226,7 +226,7 @@ export class IntelIommu {
   iopfQueue: IopfQueue | null = null;
   /** Whether translation is enabled (GSTS.TES as last written). */
   translationEnabled = false;
-  /** Requester ID (bus << 8 | devfn) → device probed on this unit (`iommu->device_rbtree`). */
+  /** Requester ID (`bus << 8 | devfn`) → device probed on this unit (`iommu->device_rbtree`). */
   readonly devices = new Map<number, IntelIommuDeviceEntry>();
   /** Messages logged, oldest first (capped at 1000). */
   readonly log: IntelIommuLogEntry[] = [];
@@ -526,8 +526,8 @@ export class IntelIommu {
   // ---- domain IDs ----------------------------------------------------------------------------------
 
   /**
-   * Allocate the lowest free DID ≥ 2 (`ida_alloc_range(&iommu->domain_ida, IDA_START_DID,
-   * cap_ndoms - 1)`, digest §8.2).
+   * Allocate the lowest free DID ≥ 2 (Linux `ida_alloc_range` on `iommu->domain_ida` from
+   * `IDA_START_DID` to `cap_ndoms - 1`, digest §8.2).
    * @returns the DID
    * @throws `ErrnoError` `ENOSPC` when all DIDs are in use
    */

@@ -258,11 +258,13 @@ export interface PasidFirstLevelConfig {
   readonly fl5lp: boolean;
   /** PGSNP (force snooping). */
   readonly pageSnoop: boolean;
+  /** PWSNP (`PASID_FLAG_PWSNP`); default ECAP.SMPWC. SVA entries always set it (digest §8.10). */
+  readonly pwsnp?: boolean;
 }
 
 /**
- * `intel_pasid_setup_first_level`: FLPTR, FLPM, PGSNP, DID, AW = unit agaw, PWSNP = ECAP.SMPWC,
- * PGTT = 001, P.
+ * `intel_pasid_setup_first_level`: FLPTR, FLPM, PGSNP, DID, AW = unit agaw, PWSNP (`cfg.pwsnp`,
+ * default ECAP.SMPWC), PGTT = 001, P.
  * @param info - the device
  * @param pasid - the PASID
  * @param cfg - the entry's parameters
@@ -278,7 +280,7 @@ export function pasidSetupFirstLevel(info: PasidDeviceInfo, pasid: number, cfg: 
   const qw0 = (BigInt(iommu.agaw & 7) << PASID_AW_SHIFT) | (BigInt(PasidPgtt.FL_ONLY) << PASID_PGTT_SHIFT);
   let qw1 = BigInt(cfg.did & 0xffff);
   if (cfg.pageSnoop) qw1 |= PASID_PGSNP;
-  if (ecapSmpwc(iommu.ecap)) qw1 |= PASID_PWSNP;
+  if (cfg.pwsnp ?? ecapSmpwc(iommu.ecap)) qw1 |= PASID_PWSNP;
   const qw2 = (cfg.fsptptr & VTD_PAGE_MASK) | (cfg.fl5lp ? 1n << PASID_FLPM_SHIFT : 0n);
   install(info, pasid, cfg.did, [qw0, qw1, qw2, 0n, 0n, 0n, 0n, 0n]);
 }
@@ -360,11 +362,22 @@ export function devtlbInvalidationWithPasid(info: PasidDeviceInfo, pasid: number
 }
 
 /**
+ * Steps of the PASID teardown that live in other files (installed by prq-drain.ts, which imports
+ * this one): `intel_iommu_drain_pasid_prq` (digest §5.5), run after a teardown without
+ * `fault_ignore` and after zeroing a leftover FPD-only entry.
+ * @internal
+ */
+export const pasidTeardownHooks: { drainPrq: ((info: PasidDeviceInfo, pasid: number) => void) | null } = {
+  drainPrq: null,
+};
+
+/**
  * `intel_pasid_tear_down_entry(iommu, dev, pasid, fault_ignore)`: clear P (a non-present entry
  * with FPD left by an earlier fault-ignore teardown is zeroed), then PASID-cache PSI (DID, PASID),
  * IOTLB (PASID-based "all" for first-stage / pass-through, domain-selective type 2 for
  * second-stage / nested), device-TLB; finally zero the entry, or leave only FPD when
- * `faultIgnore`.
+ * `faultIgnore`; without `faultIgnore` the page requests of (device, PASID) are drained
+ * (`pasidTeardownHooks.drainPrq`, digest §8.7 step 7).
  * @param info - the device
  * @param pasid - the PASID
  * @param faultIgnore - leave an FPD-only entry (mm exit)
@@ -377,7 +390,10 @@ export function pasidTearDownEntry(info: PasidDeviceInfo, pasid: number, faultIg
   const mem = iommu.memory;
   const w = readPasidEntry(iommu, pa);
   if ((w[0] & PASID_P) === 0n) {
-    if ((w[0] & PASID_FPD) !== 0n) for (let i = 0; i < 8; i++) mem.write64(pa + i * 8, 0n);
+    if ((w[0] & PASID_FPD) !== 0n) {
+      for (let i = 0; i < 8; i++) mem.write64(pa + i * 8, 0n);
+      pasidTeardownHooks.drainPrq?.(info, pasid);
+    }
     return false;
   }
   const did = pasidGetDomainId(w);
@@ -389,6 +405,7 @@ export function pasidTearDownEntry(info: PasidDeviceInfo, pasid: number, faultIg
   devtlbInvalidationWithPasid(info, pasid);
   for (let i = 0; i < 8; i++) mem.write64(pa + i * 8, 0n);
   if (faultIgnore) mem.write64(pa, PASID_FPD);
+  else pasidTeardownHooks.drainPrq?.(info, pasid);
   return true;
 }
 
