@@ -193,6 +193,10 @@ class TagSet {
     new Map(),
     new Map(),
   ];
+  /** The leaves of `leaves` whose kind is first-stage or nested. */
+  readonly flLeaves = new Set<VtdIotlbEntry>();
+  /** The entries of `pdes` whose kind is first-stage or nested. */
+  readonly flPdes = new Set<VtdPdeEntry>();
 
   constructor(tag: number, did: number, pasid: number) {
     this.tag = tag;
@@ -272,6 +276,8 @@ export class VtdIotlb {
   };
 
   readonly #sets = new Map<number, TagSet>();
+  /** The tag sets of each DID (so DID-wide invalidations skip other domains' sets). */
+  readonly #byDid = new Map<number, Set<TagSet>>();
   /** Leaves in insertion order (eviction order). */
   readonly #leafOrder = new Set<VtdIotlbEntry>();
   /** Paging-structure entries in insertion order. */
@@ -311,6 +317,9 @@ export class VtdIotlb {
     if (s === undefined) {
       s = new TagSet(tag, did, pasid);
       this.#sets.set(tag, s);
+      const ds = this.#byDid.get(did);
+      if (ds === undefined) this.#byDid.set(did, new Set([s]));
+      else ds.add(s);
       this.#lastTag = tag;
       this.#lastSet = s;
     }
@@ -319,7 +328,13 @@ export class VtdIotlb {
 
   #dropSet(s: TagSet): void {
     if (!s.empty) return;
+    if (this.#sets.get(s.tag) !== s) return;
     this.#sets.delete(s.tag);
+    const ds = this.#byDid.get(s.did);
+    if (ds !== undefined) {
+      ds.delete(s);
+      if (ds.size === 0) this.#byDid.delete(s.did);
+    }
     if (this.#lastSet === s) {
       this.#lastTag = -1;
       this.#lastSet = undefined;
@@ -356,15 +371,20 @@ export class VtdIotlb {
    */
   insert(init: VtdIotlbEntryInit): VtdIotlbEntry {
     const e = new VtdIotlbEntry(init);
-    const s = this.#getOrCreate(e.did, e.pasid);
     const lvl = sizeIndex(e.shift);
-    const map = s.leaves[lvl];
     const key = lvl === 0 ? e.pfn : Math.floor(e.pfn / PAGES[lvl]);
-    const old = map.get(key);
-    if (old !== undefined) this.#leafOrder.delete(old);
-    else if (this.#leafOrder.size >= this.capacity) this.#evictLeaf();
+    const old = this.#set(iotlbTag(e.did, e.pasid))?.leaves[lvl].get(key);
+    if (old !== undefined) {
+      this.#leafOrder.delete(old);
+      (old.owner as TagSet).flLeaves.delete(old);
+      old.owner = undefined;
+    } else if (this.#leafOrder.size >= this.capacity) this.#evictLeaf();
+    // Looked up after any eviction: evicting the last entry of the tag set drops the set.
+    const s = this.#getOrCreate(e.did, e.pasid);
+    const map = s.leaves[lvl];
     e.owner = s;
     map.set(key, e);
+    if (e.kind !== IOTLB_KIND_SL) s.flLeaves.add(e);
     this.#leafOrder.add(e);
     this.stats.inserts++;
     return e;
@@ -383,6 +403,7 @@ export class VtdIotlb {
     if (s === undefined) return;
     const lvl = sizeIndex(e.shift);
     s.leaves[lvl].delete(lvl === 0 ? e.pfn : Math.floor(e.pfn / PAGES[lvl]));
+    if (e.kind !== IOTLB_KIND_SL) s.flLeaves.delete(e);
     e.owner = undefined;
     this.#dropSet(s);
   }
@@ -447,21 +468,26 @@ export class VtdIotlb {
     acc: number,
   ): void {
     if (this.pdeCapacity === 0 || level < 2 || level > 5) return;
-    const s = this.#getOrCreate(did, pasid);
     const key = Math.floor(pfn / (LEVEL_SPAN[level] as number));
-    const m = s.pdes[level] as Map<number, VtdPdeEntry>;
-    const old = m.get(key);
-    if (old !== undefined) this.#pdeOrder.delete(old);
-    else if (this.#pdeOrder.size >= this.pdeCapacity) {
+    const old = this.#set(iotlbTag(did, pasid))?.pdes[level]?.get(key);
+    if (old !== undefined) {
+      this.#pdeOrder.delete(old);
+      (old.owner as TagSet).flPdes.delete(old);
+      old.owner = undefined;
+    } else if (this.#pdeOrder.size >= this.pdeCapacity) {
       const first = this.#pdeOrder.values().next();
       if (first.done !== true) {
         this.#removePde(first.value);
         this.stats.evictions++;
       }
     }
+    // Looked up after any eviction: evicting the last entry of the tag set drops the set.
+    const s = this.#getOrCreate(did, pasid);
+    const m = s.pdes[level] as Map<number, VtdPdeEntry>;
     const p = new VtdPdeEntry(level, kind, key, table, acc);
     p.owner = s;
     m.set(key, p);
+    if (kind !== IOTLB_KIND_SL) s.flPdes.add(p);
     this.#pdeOrder.add(p);
   }
 
@@ -470,6 +496,7 @@ export class VtdIotlb {
     this.#pdeOrder.delete(p);
     if (s === undefined) return;
     (s.pdes[p.level] as Map<number, VtdPdeEntry>).delete(p.key);
+    if (p.kind !== IOTLB_KIND_SL) s.flPdes.delete(p);
     p.owner = undefined;
     this.#dropSet(s);
   }
@@ -489,7 +516,10 @@ export class VtdIotlb {
   /** Global invalidation (type 2 G = 01, IOTLB register IIRG = 01, SRTP / TE changes): empty both caches. */
   invalidateGlobal(): void {
     this.stats.invalidated += this.#leafOrder.size + this.#pdeOrder.size;
+    for (const e of this.#leafOrder) e.owner = undefined;
+    for (const p of this.#pdeOrder) p.owner = undefined;
     this.#sets.clear();
+    this.#byDid.clear();
     this.#leafOrder.clear();
     this.#pdeOrder.clear();
     this.#lastTag = -1;
@@ -501,10 +531,9 @@ export class VtdIotlb {
    * @param did - domain ID
    */
   invalidateDomain(did: number): void {
-    for (const s of [...this.#sets.values()]) {
-      if (s.did !== did) continue;
-      this.#removeMatching(s, 0, Number.POSITIVE_INFINITY, true, true, -1);
-    }
+    const ds = this.#byDid.get(did);
+    if (ds === undefined) return;
+    for (const s of [...ds]) this.#removeAll(s);
   }
 
   /**
@@ -515,13 +544,25 @@ export class VtdIotlb {
    * @param ih - invalidation hint: paging-structure entries are kept
    */
   invalidatePage(did: number, addr: bigint, am: number, ih: boolean): void {
+    const ds = this.#byDid.get(did);
+    if (ds === undefined) return;
     const [start, end] = pageRange(addr, am);
-    for (const s of [...this.#sets.values()]) {
-      if (s.did !== did) continue;
-      // Second-stage entries in the range; first-stage and nested entries of the DID entirely.
-      this.#removeMatching(s, start, end, true, !ih, IOTLB_KIND_SL);
-      this.#removeMatching(s, 0, Number.POSITIVE_INFINITY, true, !ih, IOTLB_KIND_FL);
-      this.#removeMatching(s, 0, Number.POSITIVE_INFINITY, true, !ih, IOTLB_KIND_NESTED);
+    for (const s of [...ds]) {
+      // First-stage and nested entries of the DID entirely; then second-stage entries in the range
+      // (after the first step every remaining entry of the set is second-stage).
+      let n = 0;
+      for (const e of s.flLeaves) {
+        this.#removeLeaf(e);
+        n++;
+      }
+      if (!ih) {
+        for (const p of s.flPdes) {
+          this.#removePde(p);
+          n++;
+        }
+      }
+      this.stats.invalidated += n;
+      this.#removeRange(s, start, end, !ih, false);
     }
   }
 
@@ -532,7 +573,7 @@ export class VtdIotlb {
    */
   invalidatePasid(did: number, pasid: number): void {
     const s = this.#sets.get(iotlbTag(did, pasid));
-    if (s !== undefined) this.#removeMatching(s, 0, Number.POSITIVE_INFINITY, true, true, -1);
+    if (s !== undefined) this.#removeAll(s);
   }
 
   /**
@@ -548,37 +589,76 @@ export class VtdIotlb {
     const s = this.#sets.get(iotlbTag(did, pasid));
     if (s === undefined) return;
     const [start, end] = pageRange(addr, am);
-    this.#removeMatching(s, start, end, true, !ih, IOTLB_KIND_FL);
-    this.#removeMatching(s, start, end, true, !ih, IOTLB_KIND_NESTED);
+    this.#removeRange(s, start, end, !ih, true);
+  }
+
+  /** Remove every entry of a tag set. */
+  #removeAll(s: TagSet): void {
+    let n = 0;
+    for (const m of s.leaves) {
+      for (const e of m.values()) {
+        this.#removeLeaf(e);
+        n++;
+      }
+    }
+    for (let level = 2; level <= 5; level++) {
+      for (const p of (s.pdes[level] as Map<number, VtdPdeEntry>).values()) {
+        this.#removePde(p);
+        n++;
+      }
+    }
+    this.stats.invalidated += n;
+    this.#dropSet(s);
   }
 
   /**
-   * Remove the entries of a tag set whose range overlaps `[start, end)` (page-frame numbers).
-   * @param kind - only entries of that kind; −1 for any
+   * Remove the entries of a tag set whose range overlaps `[start, end)` (page-frame numbers), in
+   * time proportional to the smaller of the range's keys and the candidate entries.
+   * @param pdes - paging-structure entries too (not only leaves)
+   * @param flOnly - only first-stage and nested entries (otherwise any kind)
    */
-  #removeMatching(s: TagSet, start: number, end: number, leaves: boolean, pdes: boolean, kind: number): void {
+  #removeRange(s: TagSet, start: number, end: number, pdes: boolean, flOnly: boolean): void {
     let n = 0;
-    if (leaves) {
-      for (let lvl = 0; lvl < 3; lvl++) {
-        const m = s.leaves[lvl as 0 | 1 | 2];
-        if (m.size === 0) continue;
-        const sh = 2 ** (9 * lvl);
-        const k0 = Math.floor(start / sh);
-        const k1 = end === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(end / sh);
-        if (k1 - k0 <= m.size) {
-          for (let k = k0; k < k1; k++) {
-            const e = m.get(k);
-            if (e !== undefined && (kind < 0 || e.kind === kind)) {
-              this.#removeLeaf(e);
-              n++;
-            }
+    if (flOnly && s.flLeaves.size + (pdes ? s.flPdes.size : 0) <= end - start) {
+      // Fewer candidates than pages named: test each first-stage / nested entry for overlap.
+      for (const e of s.flLeaves) {
+        if (e.pfn < end && e.pfn + e.pages > start) {
+          this.#removeLeaf(e);
+          n++;
+        }
+      }
+      if (pdes) {
+        for (const p of s.flPdes) {
+          const span = LEVEL_SPAN[p.level] as number;
+          if (p.key * span < end && (p.key + 1) * span > start) {
+            this.#removePde(p);
+            n++;
           }
-        } else {
-          for (const [k, e] of [...m]) {
-            if (k >= k0 && k < k1 && (kind < 0 || e.kind === kind)) {
-              this.#removeLeaf(e);
-              n++;
-            }
+        }
+      }
+      this.stats.invalidated += n;
+      this.#dropSet(s);
+      return;
+    }
+    for (let lvl = 0; lvl < 3; lvl++) {
+      const m = s.leaves[lvl as 0 | 1 | 2];
+      if (m.size === 0) continue;
+      const sh = 2 ** (9 * lvl);
+      const k0 = Math.floor(start / sh);
+      const k1 = Math.ceil(end / sh);
+      if (k1 - k0 <= m.size) {
+        for (let k = k0; k < k1; k++) {
+          const e = m.get(k);
+          if (e !== undefined && (!flOnly || e.kind !== IOTLB_KIND_SL)) {
+            this.#removeLeaf(e);
+            n++;
+          }
+        }
+      } else {
+        for (const [k, e] of m) {
+          if (k >= k0 && k < k1 && (!flOnly || e.kind !== IOTLB_KIND_SL)) {
+            this.#removeLeaf(e);
+            n++;
           }
         }
       }
@@ -589,11 +669,21 @@ export class VtdIotlb {
         if (m.size === 0) continue;
         const sh = LEVEL_SPAN[level] as number;
         const k0 = Math.floor(start / sh);
-        const k1 = end === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(end / sh);
-        for (const [k, p] of [...m]) {
-          if (k >= k0 && k < k1 && (kind < 0 || p.kind === kind)) {
-            this.#removePde(p);
-            n++;
+        const k1 = Math.ceil(end / sh);
+        if (k1 - k0 <= m.size) {
+          for (let k = k0; k < k1; k++) {
+            const p = m.get(k);
+            if (p !== undefined && (!flOnly || p.kind !== IOTLB_KIND_SL)) {
+              this.#removePde(p);
+              n++;
+            }
+          }
+        } else {
+          for (const [k, p] of m) {
+            if (k >= k0 && k < k1 && (!flOnly || p.kind !== IOTLB_KIND_SL)) {
+              this.#removePde(p);
+              n++;
+            }
           }
         }
       }
