@@ -333,8 +333,11 @@ function toSpan(addr: bigint | number, tg: number, num: number, scale: number, t
  *
  * @remarks
  * Lookups cost one `Map` lookup per distinct entry size present under the tag (typically one to
- * three), plus the same for global entries when any exist. Invalidations scan all entries
- * (at most `capacity`).
+ * three), plus the same for global entries when any exist. Address-based invalidations probe an
+ * index from (page number, size) to entries, one probe per covered block of each entry size
+ * present, when that is fewer probes than entries held; otherwise (and for the ASID/VMID/ALL
+ * forms) they scan all entries (at most `capacity`). Either way entries are removed in
+ * most-recently-used-first order, so the random replacement's slot order is the same.
  */
 export class SmmuTlb {
   /** Most entries held. */
@@ -353,6 +356,16 @@ export class SmmuTlb {
   #tail: SmmuTlbEntry | undefined = undefined;
   readonly #slots: SmmuTlbEntry[] = [];
   #globals = 0;
+  /** Every entry by its key (block number × 64 + shift), across tags. */
+  readonly #byKey = new Map<number, SmmuTlbEntry[]>();
+  /** Entries held per shift. */
+  readonly #shiftCount = new Int32Array(65);
+  /** Distinct shifts held, ascending. */
+  #shifts: number[] = [];
+  /** Recency stamp of the entry in each slot: larger = more recently used. */
+  readonly #stamps: number[] = [];
+  /** Last recency stamp handed out. */
+  #clock = 0;
 
   /** @param options - capacity and replacement; see {@link SmmuTlbOptions} */
   constructor(options: SmmuTlbOptions = {}) {
@@ -448,10 +461,12 @@ export class SmmuTlb {
       this.#tags.set(e.tag, set);
     }
     set.add(e);
+    this.#indexAdd(e);
     if (tagAsid(e.tag) === GLOBAL_ASID) this.#globals++;
-    this.#pushFront(e);
     e.slot = this.#slots.length;
     this.#slots.push(e);
+    this.#stamps.push(0);
+    this.#pushFront(e);
     this.stats.inserts++;
     return e;
   }
@@ -528,7 +543,8 @@ export class SmmuTlb {
   invalidateS2Ipa(r: TlbiIpaRange): void {
     const span = toSpan(r.ipa, r.tg, r.num, r.scale, r.ttl);
     const v = r.vmid & this.#vmidMask;
-    this.#removeIf(
+    this.#removeInSpan(
+      span,
       (e) => tagRegime(e.tag) === 0 && tagS2(e.tag) && tagVmid(e.tag) === v && overlaps(e, span, false),
     );
   }
@@ -618,7 +634,7 @@ export class SmmuTlb {
           ttl: 0,
         };
         if (span.end <= span.start) return;
-        this.#removeIf((e) => {
+        this.#removeInSpan(span, (e) => {
           if (e.aset || !cand(e.tag)) return false;
           const ea = tagAsid(e.tag);
           if (ea !== a && ea !== GLOBAL_ASID) return false;
@@ -635,7 +651,7 @@ export class SmmuTlb {
     const span = toSpan(r.addr, r.tg, r.num, r.scale, r.ttl);
     const v = vmid & this.#vmidMask;
     const a = asid & this.#asidMask;
-    this.#removeIf((e) => {
+    this.#removeInSpan(span, (e) => {
       const t = e.tag;
       if (tagRegime(t) !== regime || tagS2(t)) return false;
       if (vmid >= 0 && tagVmid(t) !== v) return false;
@@ -645,6 +661,82 @@ export class SmmuTlb {
       }
       return overlaps(e, span, true);
     });
+  }
+
+  /**
+   * Remove the entries matching `pred`, which must only match entries overlapping
+   * `[span.start, span.end)`: through the index when that takes fewer probes than a full scan.
+   */
+  #removeInSpan(span: Span, pred: (e: SmmuTlbEntry) => boolean): void {
+    const start = span.start;
+    const end = Math.min(span.end, ADDR_SPAN);
+    if (!(start >= 0) || !(end > start)) {
+      this.#removeIf(pred);
+      return;
+    }
+    const shifts = this.#shifts;
+    const budget = this.#slots.length;
+    let probes = 0;
+    for (let i = 0; i < shifts.length && probes <= budget; i++) {
+      const size = POW2[shifts[i] as number] as number;
+      probes += Math.floor((end - 1) / size) - Math.floor(start / size) + 1;
+    }
+    if (!(probes <= budget)) {
+      this.#removeIf(pred);
+      return;
+    }
+    const hits: SmmuTlbEntry[] = [];
+    for (let i = 0; i < shifts.length; i++) {
+      const sh = shifts[i] as number;
+      const size = POW2[sh] as number;
+      const last = Math.floor((end - 1) / size);
+      for (let b = Math.floor(start / size); b <= last; b++) {
+        const list = this.#byKey.get(b * 64 + sh);
+        if (list === undefined) continue;
+        for (let j = 0; j < list.length; j++) {
+          const e = list[j] as SmmuTlbEntry;
+          if (pred(e)) hits.push(e);
+        }
+      }
+    }
+    if (hits.length > 1) {
+      const st = this.#stamps;
+      hits.sort((x, y) => (st[y.slot] as number) - (st[x.slot] as number));
+    }
+    for (let i = 0; i < hits.length; i++) {
+      this.#remove(hits[i] as SmmuTlbEntry);
+      this.stats.invalidated++;
+    }
+  }
+
+  #indexAdd(e: SmmuTlbEntry): void {
+    const list = this.#byKey.get(e.key);
+    if (list === undefined) this.#byKey.set(e.key, [e]);
+    else list.push(e);
+    const n = this.#shiftCount[e.shift] as number;
+    this.#shiftCount[e.shift] = n + 1;
+    if (n === 0) this.#recomputeShifts();
+  }
+
+  #indexRemove(e: SmmuTlbEntry): void {
+    const list = this.#byKey.get(e.key);
+    if (list !== undefined) {
+      const i = list.indexOf(e);
+      if (i >= 0) {
+        const lastE = list.pop() as SmmuTlbEntry;
+        if (lastE !== e) list[i] = lastE;
+        if (list.length === 0) this.#byKey.delete(e.key);
+      }
+    }
+    const n = (this.#shiftCount[e.shift] as number) - 1;
+    this.#shiftCount[e.shift] = n;
+    if (n === 0) this.#recomputeShifts();
+  }
+
+  #recomputeShifts(): void {
+    const s: number[] = [];
+    for (let i = 0; i <= 64; i++) if ((this.#shiftCount[i] as number) > 0) s.push(i);
+    this.#shifts = s;
   }
 
   #removeIf(pred: (e: SmmuTlbEntry) => boolean): void {
@@ -683,11 +775,14 @@ export class SmmuTlb {
       set.remove(e);
       if (set.map.size === 0) this.#tags.delete(e.tag);
     }
+    this.#indexRemove(e);
     if (tagAsid(e.tag) === GLOBAL_ASID) this.#globals--;
     this.#unlink(e);
     const last = this.#slots.pop() as SmmuTlbEntry;
+    const lastStamp = this.#stamps.pop() as number;
     if (last !== e) {
       this.#slots[e.slot] = last;
+      this.#stamps[e.slot] = lastStamp;
       last.slot = e.slot;
     }
     e.slot = -1;
@@ -702,6 +797,7 @@ export class SmmuTlb {
   }
 
   #pushFront(e: SmmuTlbEntry): void {
+    this.#stamps[e.slot] = ++this.#clock;
     e.next = this.#head;
     e.prev = undefined;
     if (this.#head !== undefined) this.#head.prev = e;
