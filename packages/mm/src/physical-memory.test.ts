@@ -247,6 +247,25 @@ describe('struct page metadata', () => {
     expect(errCode(() => m.unpinPage(q))).toBe('EINVAL');
   });
 
+  it('stats().pinnedPages counts the pages of blocks with a pin, once however many pins', () => {
+    const m = new PhysicalMemory({ size: 16 * MiB });
+    const a = m.allocPages(0);
+    const b = m.allocPages(3);
+    expect(m.stats().pinnedPages).toBe(0);
+    m.pinPage(a);
+    m.pinPage(a);
+    expect(m.stats().pinnedPages).toBe(1);
+    m.pinPage(b + 3 * PAGE_SIZE);
+    expect(m.stats().pinnedPages).toBe(9);
+    expect(errCode(() => m.splitPage(b))).toBe('EBUSY');
+    expect(m.stats().pinnedPages).toBe(9);
+    m.unpinPage(a);
+    expect(m.stats().pinnedPages).toBe(9);
+    m.unpinPage(a);
+    m.unpinPage(b);
+    expect(m.stats().pinnedPages).toBe(0);
+  });
+
   it('dirty flag is per block and cleared on free', () => {
     const m = new PhysicalMemory({ size: 16 * MiB });
     const p = m.allocPages(3);

@@ -41,6 +41,8 @@ export interface PhysicalMemoryStats {
   readonly allocCount: number;
   /** Blocks returned to the allocator since construction. */
   readonly freeCount: number;
+  /** Pages inside blocks whose pin count is non-zero (a pinned order-k block counts 2^k pages). */
+  readonly pinnedPages: number;
 }
 
 /** Everything known about one page ({@link PhysicalMemory.pageInfo}); cold path. */
@@ -229,6 +231,7 @@ export class PhysicalMemory implements PageTableMemory {
   private dataChunkCount = 0;
   private l2Count = 0;
   private allocCount = 0;
+  private pinnedPages = 0;
   private freeCount = 0;
 
   /** @param options - size and base address; see {@link PhysicalMemoryOptions} */
@@ -813,6 +816,7 @@ export class PhysicalMemory implements PageTableMemory {
     c.ref[s] = (c.ref[s] as number) + 1;
     const p = (c.pin[s] as number) + 1;
     c.pin[s] = p;
+    if (p === 1) this.pinnedPages += 2 ** (c.order[s] as number);
     return p;
   }
 
@@ -830,6 +834,7 @@ export class PhysicalMemory implements PageTableMemory {
     const p = c.pin[s] as number;
     if (p === 0) throw new ErrnoError('EINVAL', `unpinPage(${hex(pa)}): page is not pinned`);
     c.pin[s] = p - 1;
+    if (p === 1) this.pinnedPages -= 2 ** (c.order[s] as number);
     const r = (c.ref[s] as number) - 1;
     c.ref[s] = r;
     if (r > 0) return false;
@@ -1196,6 +1201,7 @@ export class PhysicalMemory implements PageTableMemory {
         heapEntries * 8,
       allocCount: this.allocCount,
       freeCount: this.freeCount,
+      pinnedPages: this.pinnedPages,
     };
   }
 }
