@@ -4,7 +4,7 @@
  * stall records that are never discarded but held until the queue has room.
  */
 
-import { encodeSmmuEvent, type SmmuEvent } from './events.js';
+import { encodeSmmuEvent, type SmmuEvent, type SmmuEventType } from './events.js';
 import { SmmuOutputQueue, type SmmuOutputQueueHost } from './output-queue.js';
 
 /** What happened to a recorded event. */
@@ -21,6 +21,12 @@ export class SmmuEventQueue extends SmmuOutputQueue {
   readonly log: SmmuEvent[] = [];
   /** Most events kept in {@link SmmuEventQueue.log}. */
   logLimit = 1024;
+  /**
+   * Events offered to the queue since construction, by event type (`F_TRANSLATION`, `F_PERMISSION`…),
+   * whatever became of each record (written, held, discarded or lost to overflow). Unlike
+   * {@link SmmuEventQueue.log} it is never capped; a reset of the queue does not clear it.
+   */
+  readonly byType = new Map<SmmuEventType, number>();
 
   /**
    * @param maxLog2 - IDR1.EVENTQS
@@ -38,6 +44,7 @@ export class SmmuEventQueue extends SmmuOutputQueue {
    * @returns what happened
    */
   record(ev: SmmuEvent): SmmuEventRecordResult {
+    this.byType.set(ev.type, (this.byType.get(ev.type) ?? 0) + 1);
     if (this.log.length >= this.logLimit) this.log.shift();
     this.log.push(ev);
     if (ev.stall && this.held.length > 0) {

@@ -65,6 +65,20 @@ describe('SmmuEventQueue', () => {
     expect(q.record(smmuEvent('F_TRANSLATION', 3, { stall: true }))).toBe('held');
   });
 
+  it('counts every offered event by type, beyond the capped log and whatever became of it', () => {
+    const { q } = evtq(0);
+    q.logLimit = 2;
+    q.record(smmuEvent('F_TRANSLATION', 1)); // written
+    q.record(smmuEvent('F_TRANSLATION', 2)); // overflow
+    q.record(smmuEvent('F_PERMISSION', 3, { stall: true })); // held
+    q.enabled = false;
+    q.record(smmuEvent('C_BAD_STE', 4)); // discarded
+    expect(q.log.length).toBe(2);
+    expect(Object.fromEntries(q.byType)).toEqual({ F_TRANSLATION: 2, F_PERMISSION: 1, C_BAD_STE: 1 });
+    q.reset();
+    expect(q.byType.get('F_TRANSLATION')).toBe(2);
+  });
+
   it('raises the abort error when the queue memory is not RAM', () => {
     const memory = makeTestMemory(4);
     const sig = { n: 0, abort: 0 };

@@ -29,6 +29,8 @@ describe('SmmuV3Model ATS through an Endpoint', () => {
       expect.objectContaining({ start: 0x10_0000n, translated: BigInt(h.pa) }),
     ]);
     expect(ep.stats).toMatchObject({ atsRequests: 1, translatedRequests: 1 });
+    // the translation request walked the stage-1 table once (counted with transaction walks)
+    expect(h.smmu.tlb.stats.walks).toBe(1);
     // unmap + TLBI without ATC_INV: the device still reaches the page through its ATC
     h.pt.unmap(0x10_0000);
     h.cmd({ op: 'TLBI_NH_ASID', asid: 1 }, { op: 'CMD_SYNC' });

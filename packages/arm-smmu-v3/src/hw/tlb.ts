@@ -253,7 +253,7 @@ export interface SmmuTlbStats {
   hits: number;
   /** Lookups that found none. */
   misses: number;
-  /** Table walks performed by the translator (it increments this). */
+  /** Table walks performed by the translator (it increments this), for transactions and ATS translation requests alike. */
   walks: number;
   /** Entries inserted. */
   inserts: number;

@@ -682,6 +682,7 @@ export class SmmuTranslator {
       if (sel < 0) return atsNoAccess(page, req);
       const region = sel >= TWO52 ? 1 : 0;
       addr = region === 1 ? sel - TWO52 : sel;
+      this.tlb.stats.walks++;
       const r1 = walk(mem, (region === 0 ? ctx.r0 : ctx.r1) as WalkParams, addr, access, ctx.tableIpa);
       if (!r1.ok) return this.#atsWalkFailure(txn, ctx, access, r1, page, req);
       shift = r1.shift;
@@ -689,6 +690,7 @@ export class SmmuTranslator {
       perm = r1.perm;
     }
     if (ctx.s2 !== undefined && !splitStage) {
+      this.tlb.stats.walks++;
       const r2 = walk(mem, ctx.s2, out, access);
       if (!r2.ok) return this.#atsWalkFailure(txn, ctx, access, r2, page, req);
       if (r2.shift < shift) shift = r2.shift;

@@ -45,12 +45,23 @@ export interface VtdFaultStats {
   overflows: number;
   /** Faults dropped because PFO was already set. */
   dropped: number;
+  /**
+   * Faults written to a record, by fault reason code (FR, see `VTD_FR`): the per-reason split of
+   * {@link VtdFaultStats.recorded}.
+   */
+  readonly byReason: Map<number, number>;
 }
 
 /** The fault status and recording registers of one unit. */
 export class VtdFaultRecorder {
   /** Counters. */
-  readonly stats: VtdFaultStats = { recorded: 0, suppressed: 0, overflows: 0, dropped: 0 };
+  readonly stats: VtdFaultStats = {
+    recorded: 0,
+    suppressed: 0,
+    overflows: 0,
+    dropped: 0,
+    byReason: new Map(),
+  };
   /** Every fault offered to {@link VtdFaultRecorder.record} with its result, oldest first (capped at 1024). */
   readonly log: { readonly fault: VtdFault; readonly result: VtdRecordResult }[] = [];
   readonly #regs: VtdRegisterFile;
@@ -138,6 +149,7 @@ export class VtdFaultRecorder {
     this.#regs.set64(off + 8, hi);
     this.#next = (i + 1) % this.#nfr;
     this.stats.recorded++;
+    this.stats.byReason.set(fault.reason, (this.stats.byReason.get(fault.reason) ?? 0) + 1);
     if ((fsts & DMA_FSTS_PPF) === 0) {
       this.#regs.set32(
         DMAR_FSTS_REG,

@@ -210,6 +210,12 @@ describe('VtdModel register-based invalidation', () => {
     h.mmio.writeq(IOTLB, DMA_TLB_IVT | DMA_TLB_GLOBAL_FLUSH);
     expect((h.mmio.readq(IOTLB) >> 57n) & 3n).toBe(1n);
     expect(read(h, 0x10_0000n).kind).toBe('fault');
+    // Only the performed (global) flush counts, and it counts as an IOTLB one.
+    expect(h.vtd.stats).toMatchObject({
+      registerInvalidations: 1,
+      registerIotlbInvalidations: 1,
+      registerContextInvalidations: 0,
+    });
   });
 
   it('refuses register-based invalidation while QI is enabled or in scalable mode', () => {
@@ -323,6 +329,8 @@ describe('VtdModel DMA and fault recording', () => {
     read(h, 0x43_0000n); // dropped: PFO set
     expect(frcd(h, 0).pending).toBe(false);
     expect(h.vtd.faults.stats).toMatchObject({ recorded: 2, overflows: 1, dropped: 1 });
+    // Only the two recorded faults are split by reason (not-present second-level entry: a read).
+    expect([...h.vtd.faults.stats.byReason]).toEqual([[VTD_FR.READ, 2]]);
     h.mmio.writel(DMAR_FSTS_REG, DMA_FSTS_PFO);
     read(h, 0x44_0000n);
     expect(frcd(h, 0)).toMatchObject({ pending: true, addr: 0x44_0000n });

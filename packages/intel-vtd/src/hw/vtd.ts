@@ -172,6 +172,10 @@ export interface VtdModelStats {
   prgResponses: number;
   /** Register-based invalidations performed (CCMD and IOTLB_REG). */
   registerInvalidations: number;
+  /** Of {@link VtdModelStats.registerInvalidations}, the context-cache ones (CCMD). */
+  registerContextInvalidations: number;
+  /** Of {@link VtdModelStats.registerInvalidations}, the IOTLB ones (IOTLB_REG). */
+  registerIotlbInvalidations: number;
 }
 
 const M32 = 0xffff_ffffn;
@@ -231,6 +235,8 @@ export class VtdModel implements IommuHw {
     badCompletions: 0,
     prgResponses: 0,
     registerInvalidations: 0,
+    registerContextInvalidations: 0,
+    registerIotlbInvalidations: 0,
   };
   /** ATS invalidate requests sent, oldest first (capped at 1024). */
   readonly atsInvalidateLog: AtsInvalidateRequest[] = [];
@@ -502,6 +508,7 @@ export class VtdModel implements IommuHw {
       const fm = Number((v >> 32n) & 3n);
       this.contextCache.invalidate(cirg === 1 ? 'global' : cirg === 2 ? 'domain' : 'device', did, sid, fm);
       this.stats.registerInvalidations++;
+      this.stats.registerContextInvalidations++;
       caig = cirg;
     }
     this.regs.set64(DMAR_CCMD_REG, (v & ~(DMA_CCMD_ICC | (3n << 59n))) | (BigInt(caig) << 59n));
@@ -531,7 +538,10 @@ export class VtdModel implements IommuHw {
           iaig = 3;
         }
       }
-      if (iaig !== 0) this.stats.registerInvalidations++;
+      if (iaig !== 0) {
+        this.stats.registerInvalidations++;
+        this.stats.registerIotlbInvalidations++;
+      }
     }
     this.regs.set64(off, (v & ~(DMA_TLB_IVT | (3n << 57n))) | (BigInt(iaig) << 57n));
   }
