@@ -16,7 +16,7 @@ import { formatSummary, formatTopology } from './output/summary-table.js';
 import { defaultPlatforms } from './platform/builtin.js';
 import { loadPlatform } from './platform/load.js';
 import type { PlatformDescription } from './platform/platform.js';
-import { inspectPlatform, type PlannedWorkload, runPlan } from './run.js';
+import { CANNOT_RUN, inspectPlatform, type PlannedWorkload, runPlan } from './run.js';
 import { builtinWorkloads, findBuiltinWorkload } from './workloads/registry.js';
 import { parseWorkloadFile } from './workloads/workload-file.js';
 
@@ -146,6 +146,13 @@ function program(io: CliIo, setStatus: (n: number) => void): Command {
         }
         if (opts.report !== undefined) writeOut(opts.report, renderReport(run), io);
         const failed = run.results.filter((r) => r.status === 'failed');
+        const cannot = failed.find((r) => r.message?.startsWith(CANNOT_RUN) === true);
+        if (cannot !== undefined) {
+          // A workload the user named whose devices the platform lacks: bad input, not a failure.
+          io.stderr(`iommu-sim: ${cannot.platform}: workload ${cannot.workload} ${cannot.message ?? ''}\n`);
+          setStatus(2);
+          return;
+        }
         for (const f of failed)
           io.stderr(`iommu-sim: ${f.platform} / ${f.workload} FAILED: ${f.message ?? ''}\n`);
         setStatus(failed.length > 0 ? 1 : 0);

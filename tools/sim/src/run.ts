@@ -48,6 +48,12 @@ export interface RunHooks {
   onResult?(result: WorkloadResult): void;
 }
 
+/**
+ * Prefix of the message of a `failed` result whose workload the user asked for but the platform
+ * cannot run (bad input rather than a failure of the flow).
+ */
+export const CANNOT_RUN = 'cannot run: ';
+
 const ZERO: WorkloadFigures = {
   dmaRequests: 0,
   bytes: 0,
@@ -128,7 +134,7 @@ export function runOne(
         platform: desc.name,
         workload: w.name,
         status: planned.required ? 'failed' : 'skipped',
-        message: planned.required ? `${desc.name} cannot run ${w.name}: ${reason}` : reason,
+        message: planned.required ? `${CANNOT_RUN}${reason}` : reason,
         figures: ZERO,
         timeline: [],
         spaces: [],

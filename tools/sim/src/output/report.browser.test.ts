@@ -4,6 +4,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { defaultPlatforms } from '../platform/builtin.js';
+import { runPlan } from '../run.js';
+import { builtinWorkloads } from '../workloads/registry.js';
 import { renderReport } from './report.js';
 import { fixtureRun } from './test-fixtures.js';
 
@@ -100,6 +103,64 @@ describe('HTML report in headless Chromium', () => {
       expect(bytes.readUInt32BE(16)).toBe(1100);
       expect(bytes.readUInt32BE(20)).toBeGreaterThan(2000);
       expect(statSync(png).size).toBeGreaterThan(50_000);
+    } finally {
+      await context.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a real run of the default machines opens without errors and screenshots', async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian chromium package`);
+    const run = runPlan({
+      platforms: defaultPlatforms(),
+      workloads: builtinWorkloads().map((workload) => ({ workload, required: false })),
+      seed: 1,
+    });
+    expect(run.results.map((r) => r.status)).toEqual(Array(8).fill('passed'));
+    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));
+    const file = join(dir, 'report.html');
+    writeFileSync(file, renderReport(run));
+    const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1100, height: 900 },
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const problems: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+      });
+      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+      await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+      expect(problems).toEqual([]);
+      expect(await page.locator('section.platform').count()).toBe(2);
+      for (const view of run.platforms) {
+        const sec = page.locator(`section.platform[data-platform="${view.name}"]`);
+        expect(await sec.locator('svg.topology g.device').count()).toBe(view.devices.length);
+        for (const r of run.results.filter((x) => x.platform === view.name)) {
+          const wl = sec.locator(`div.workload[data-workload="${r.workload}"]`);
+          expect(await wl.getAttribute('data-status')).toBe('passed');
+          expect(await wl.locator('svg.iova-map').count()).toBe(r.spaces.length);
+          expect(await wl.locator('svg.timeline').count()).toBe(1);
+        }
+      }
+      mkdirSync(OUT_DIR, { recursive: true });
+      const png = join(OUT_DIR, 'report-default.png');
+      await page.screenshot({ path: png, fullPage: true });
+      const bytes = readFileSync(png);
+      expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      expect(bytes.readUInt32BE(16)).toBe(1100);
     } finally {
       await context.close();
       rmSync(dir, { recursive: true, force: true });

@@ -137,7 +137,8 @@ export function parsePlatform(data: Uint8Array, file: string): PlatformDescripti
     throw new Error('not a DMAR or IORT table (binary, acpidump or iasl text) nor a device tree blob');
   } catch (e) {
     if (e instanceof PlatformError) throw e;
-    const msg = e instanceof Error ? e.message : String(e);
+    // The parsers throw ErrnoError (`EINVAL: …`): the errno says nothing to a user here.
+    const msg = (e instanceof Error ? e.message : String(e)).replace(/^E[A-Z0-9]+: /, '');
     throw new PlatformError(file, msg.split('\n')[0] ?? msg);
   }
 }
