@@ -7,7 +7,7 @@ import { cpus } from 'node:os';
 import { buildMachine } from './machine/build.js';
 import type { SimMachine, TopologyView } from './machine/machine.js';
 import { Recorder } from './metrics/recorder.js';
-import type { RunResult, WorkloadFigures, WorkloadResult } from './metrics/results.js';
+import { type RunResult, type WorkloadResult, ZERO_FIGURES } from './metrics/results.js';
 import type { PlatformDescription } from './platform/platform.js';
 import { Rng } from './workloads/rng.js';
 import type { Workload, WorkloadParams } from './workloads/workload.js';
@@ -53,33 +53,6 @@ export interface RunHooks {
  * cannot run (bad input rather than a failure of the flow).
  */
 export const CANNOT_RUN = 'cannot run: ';
-
-const ZERO: WorkloadFigures = {
-  dmaRequests: 0,
-  bytes: 0,
-  bytesRead: 0,
-  bytesWritten: 0,
-  iotlbHits: 0,
-  iotlbMisses: 0,
-  iotlbHitRate: null,
-  pageWalks: 0,
-  dmaFaults: {},
-  hwFaults: {},
-  pageRequests: 0,
-  pageResponses: 0,
-  stalls: 0,
-  invalidations: {},
-  atsRequests: 0,
-  atcInvalidations: 0,
-  atcHits: 0,
-  atcMisses: 0,
-  atcHitRate: null,
-  peakPinnedPages: 0,
-  bytesVerified: 0,
-  checks: 0,
-  wallMs: 0,
-  virtualNs: 0,
-};
 
 function seedFor(seed: number, name: string): number {
   let h = seed >>> 0;
@@ -135,7 +108,7 @@ export function runOne(
         workload: w.name,
         status: planned.required ? 'failed' : 'skipped',
         message: planned.required ? `${CANNOT_RUN}${reason}` : reason,
-        figures: ZERO,
+        figures: ZERO_FIGURES,
         timeline: [],
         spaces: [],
       };
@@ -162,7 +135,7 @@ export function runOne(
       workload: w.name,
       status: 'failed',
       message: oneLine(e),
-      figures: ZERO,
+      figures: ZERO_FIGURES,
       timeline: [],
       spaces: [],
     };

@@ -135,3 +135,31 @@ export interface RunResult {
   /** Host facts for the wall times. */
   readonly host: { readonly node: string; readonly platform: string; readonly cpus: number };
 }
+
+/** Figures of a run that did nothing (a skipped workload). */
+export const ZERO_FIGURES: WorkloadFigures = {
+  dmaRequests: 0,
+  bytes: 0,
+  bytesRead: 0,
+  bytesWritten: 0,
+  iotlbHits: 0,
+  iotlbMisses: 0,
+  iotlbHitRate: null,
+  pageWalks: 0,
+  dmaFaults: {},
+  hwFaults: {},
+  pageRequests: 0,
+  pageResponses: 0,
+  stalls: 0,
+  invalidations: {},
+  atsRequests: 0,
+  atcInvalidations: 0,
+  atcHits: 0,
+  atcMisses: 0,
+  atcHitRate: null,
+  peakPinnedPages: 0,
+  bytesVerified: 0,
+  checks: 0,
+  wallMs: 0,
+  virtualNs: 0,
+};

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { defaultPlatforms } from '../platform/builtin.js';
 import { runPlan } from '../run.js';
@@ -13,44 +13,66 @@ import { fixtureRun } from './test-fixtures.js';
 const CHROMIUM = '/usr/bin/chromium';
 const OUT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../test-output');
 
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/** A report opened in headless Chromium with a fresh profile, and what went wrong while loading it. */
+interface OpenedReport {
+  readonly page: Page;
+  readonly file: string;
+  readonly problems: string[];
+  readonly requests: string[];
+  close(): Promise<void>;
+}
+
+async function openReport(html: string): Promise<OpenedReport> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} not found: install the Debian chromium package (apt-get install chromium)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));
+  const file = join(dir, 'report.html');
+  writeFileSync(file, html);
+  // A fresh profile (playwright passes it as --user-data-dir).
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1100, height: 900 },
+    args: ARGS,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems: string[] = [];
+  const requests: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+  return {
+    page,
+    file,
+    problems,
+    requests,
+    close: async () => {
+      await context.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('HTML report in headless Chromium', () => {
   it('opens without errors, has the pictures, and screenshots', async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} not found: install the Debian chromium package (apt-get install chromium)`,
-      );
-    }
-    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));
-    const file = join(dir, 'report.html');
-    writeFileSync(file, renderReport(fixtureRun));
-    // A fresh profile (playwright passes it as --user-data-dir).
-    const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1100, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const { page, file, problems, requests, close } = await openReport(renderReport(fixtureRun));
     try {
-      const page = context.pages()[0] ?? (await context.newPage());
-      const problems: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-      });
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
-      const requests: string[] = [];
-      page.on('request', (r) => requests.push(r.url()));
-      await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
-
       expect(problems).toEqual([]);
       // Self-contained: the page itself is the only request.
       expect(requests).toEqual([pathToFileURL(file).href]);
@@ -104,45 +126,19 @@ describe('HTML report in headless Chromium', () => {
       expect(bytes.readUInt32BE(20)).toBeGreaterThan(2000);
       expect(statSync(png).size).toBeGreaterThan(50_000);
     } finally {
-      await context.close();
-      rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 
   it('a real run of the default machines opens without errors and screenshots', async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install the Debian chromium package`);
     const run = runPlan({
       platforms: defaultPlatforms(),
       workloads: builtinWorkloads().map((workload) => ({ workload, required: false })),
       seed: 1,
     });
     expect(run.results.map((r) => r.status)).toEqual(Array(8).fill('passed'));
-    const dir = mkdtempSync(join(tmpdir(), 'iommu-sim-report-'));
-    const file = join(dir, 'report.html');
-    writeFileSync(file, renderReport(run));
-    const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1100, height: 900 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const { page, problems, close } = await openReport(renderReport(run));
     try {
-      const page = context.pages()[0] ?? (await context.newPage());
-      const problems: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-      });
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
       expect(problems).toEqual([]);
       expect(await page.locator('section.platform').count()).toBe(2);
       for (const view of run.platforms) {
@@ -162,8 +158,7 @@ describe('HTML report in headless Chromium', () => {
       expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
       expect(bytes.readUInt32BE(16)).toBe(1100);
     } finally {
-      await context.close();
-      rmSync(dir, { recursive: true, force: true });
+      await close();
     }
   });
 });

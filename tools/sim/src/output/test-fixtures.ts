@@ -5,43 +5,17 @@
  */
 
 import type { TopologyView } from '../machine/machine.js';
-import type {
-  IovaSpace,
-  RunResult,
-  TimelineEntry,
-  WorkloadFigures,
-  WorkloadResult,
+import {
+  type IovaSpace,
+  type RunResult,
+  type TimelineEntry,
+  type WorkloadFigures,
+  type WorkloadResult,
+  ZERO_FIGURES,
 } from '../metrics/results.js';
 
-const ZERO: WorkloadFigures = {
-  dmaRequests: 0,
-  bytes: 0,
-  bytesRead: 0,
-  bytesWritten: 0,
-  iotlbHits: 0,
-  iotlbMisses: 0,
-  iotlbHitRate: null,
-  pageWalks: 0,
-  dmaFaults: {},
-  hwFaults: {},
-  pageRequests: 0,
-  pageResponses: 0,
-  stalls: 0,
-  invalidations: {},
-  atsRequests: 0,
-  atcInvalidations: 0,
-  atcHits: 0,
-  atcMisses: 0,
-  atcHitRate: null,
-  peakPinnedPages: 0,
-  bytesVerified: 0,
-  checks: 0,
-  wallMs: 0,
-  virtualNs: 0,
-};
-
 function figures(f: Partial<WorkloadFigures>): WorkloadFigures {
-  const merged = { ...ZERO, ...f };
+  const merged = { ...ZERO_FIGURES, ...f };
   const lookups = merged.iotlbHits + merged.iotlbMisses;
   return {
     ...merged,
@@ -374,7 +348,7 @@ const vtdResults: WorkloadResult[] = [
     workload: 'sva-accelerator',
     status: 'skipped',
     message: 'needs an endpoint with PASID and PRI on a unit with scalable mode: dmar0 lacks ECAP.SMTS',
-    figures: ZERO,
+    figures: ZERO_FIGURES,
     timeline: [],
     spaces: [],
   },

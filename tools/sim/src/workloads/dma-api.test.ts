@@ -3,35 +3,20 @@
 // corrupting device is caught; supports() reasons.
 
 import type { Endpoint } from '@iommu-ts/iommu-core';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildMachine } from '../machine/build.js';
+import { describe, expect, it } from 'vitest';
 import type { SimEndpoint, SimMachine } from '../machine/machine.js';
-import { DataMismatchError, Recorder } from '../metrics/recorder.js';
+import { DataMismatchError } from '../metrics/recorder.js';
 import { defaultArmPlatform } from '../platform/default-arm.js';
 import { defaultX86Platform } from '../platform/default-x86.js';
 import { dmaApi } from './dma-api.js';
 import { Rng } from './rng.js';
 import { type WorkloadParam, withDefaults } from './workload.js';
+import { machineBuilder, runWorkload } from './workload.test-helpers.js';
 
-let machines: SimMachine[] = [];
-afterEach(() => {
-  for (const m of machines) m.dispose();
-  machines = [];
-});
+const build = machineBuilder();
 
-function build(p: typeof defaultX86Platform | typeof defaultArmPlatform): SimMachine {
-  const m = buildMachine(p(), { seed: 1 });
-  machines.push(m);
-  return m;
-}
-
-function runOn(machine: SimMachine, given: Record<string, WorkloadParam> = {}, seed = 7) {
-  const rec = new Recorder(machine);
-  const params = withDefaults(dmaApi, given);
-  expect(dmaApi.supports(machine, params)).toBeNull();
-  dmaApi.run({ machine, rng: new Rng(seed), rec, params });
-  return rec;
-}
+const runOn = (machine: SimMachine, given: Record<string, WorkloadParam> = {}, seed = 7) =>
+  runWorkload(dmaApi, machine, given, seed);
 
 /** Sizes of the write I/Os the workload draws (per write: size, data, then the map_sg coin). */
 function writeSizes(seed: number, ios: number): number[] {

@@ -1,32 +1,17 @@
 // iommufd-dpdk on both default platforms: two NICs on one IOAS, every TX and RX frame verified, no
 // fault, nothing pinned at the end; a corrupted DMA read is caught; supports() reasons.
 
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildMachine } from '../machine/build.js';
-import type { SimMachine } from '../machine/machine.js';
+import { describe, expect, it } from 'vitest';
 import { DataMismatchError, Recorder } from '../metrics/recorder.js';
 import { defaultArmPlatform } from '../platform/default-arm.js';
-import { defaultX86Platform } from '../platform/default-x86.js';
 import { iommufdDpdk } from './iommufd-dpdk.js';
 import { Rng } from './rng.js';
 import { type WorkloadParam, withDefaults } from './workload.js';
+import { DEFAULT_PLATFORMS, machineBuilder } from './workload.test-helpers.js';
 
-const platforms = [
-  ['x86 (VT-d)', defaultX86Platform],
-  ['arm (SMMUv3)', defaultArmPlatform],
-] as const;
+const platforms = DEFAULT_PLATFORMS;
 
-let machines: SimMachine[] = [];
-afterEach(() => {
-  for (const m of machines) m.dispose();
-  machines = [];
-});
-
-function build(p: (typeof platforms)[number][1]): SimMachine {
-  const m = buildMachine(p(), { seed: 1 });
-  machines.push(m);
-  return m;
-}
+const build = machineBuilder();
 
 /** Frame sizes in the order the workload draws them: per burst, `burst` TX frames then `burst` RX frames. */
 function frameSizes(seed: number, bursts: number, burst: number): { tx: number; rx: number } {

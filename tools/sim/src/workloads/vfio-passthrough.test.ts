@@ -1,8 +1,7 @@
 // vfio-passthrough on both default platforms: every frame verified in guest memory, faults only in
 // the balloon step, nothing pinned at the end; a corrupted DMA is caught; supports() reasons.
 
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildMachine } from '../machine/build.js';
+import { describe, expect, it } from 'vitest';
 import type { SimMachine } from '../machine/machine.js';
 import { DataMismatchError, Recorder } from '../metrics/recorder.js';
 import { defaultArmPlatform } from '../platform/default-arm.js';
@@ -10,23 +9,11 @@ import { defaultX86Platform } from '../platform/default-x86.js';
 import { Rng } from './rng.js';
 import { vfioPassthrough } from './vfio-passthrough.js';
 import { type WorkloadParam, withDefaults } from './workload.js';
+import { DEFAULT_PLATFORMS, machineBuilder } from './workload.test-helpers.js';
 
-const platforms = [
-  ['x86 (VT-d)', defaultX86Platform],
-  ['arm (SMMUv3)', defaultArmPlatform],
-] as const;
+const platforms = DEFAULT_PLATFORMS;
 
-let machines: SimMachine[] = [];
-afterEach(() => {
-  for (const m of machines) m.dispose();
-  machines = [];
-});
-
-function build(p: (typeof platforms)[number][1]): SimMachine {
-  const m = buildMachine(p(), { seed: 1 });
-  machines.push(m);
-  return m;
-}
+const build = machineBuilder();
 
 /** Frame sizes the workload draws from a generator seeded like the run's (int, then bytes). */
 function frameSizes(seed: number, n: number): number[] {
