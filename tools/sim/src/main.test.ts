@@ -98,6 +98,11 @@ describe('iommu-sim run (default platforms)', () => {
     expect(h.status).toBe(0);
     expect(h.out).toMatch(/run \[options\]/);
     expect(h.out).toMatch(/inspect \[options\]/);
+    const s = await cli(['schema']);
+    expect(s.status).toBe(0);
+    const schema = JSON.parse(s.out) as { $schema: string; required: string[] };
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    expect(schema.required).toContain('results');
     const w = await cli(['workloads']);
     expect(w.status).toBe(0);
     expect(w.out).toMatch(/^vfio-passthrough: /m);

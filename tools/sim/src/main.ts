@@ -10,7 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { createProgress } from './cli/progress.js';
 import { toJson } from './output/json.js';
-import { validateRunJson } from './output/json-schema.js';
+import { runResultSchema, validateRunJson } from './output/json-schema.js';
 import { renderReport } from './output/report.js';
 import { formatSummary, formatTopology } from './output/summary-table.js';
 import { defaultPlatforms } from './platform/builtin.js';
@@ -70,10 +70,7 @@ function resolveWorkloads(specs: readonly string[], io: CliIo): PlannedWorkload[
 
 function resolvePlatforms(files: readonly string[], io: CliIo): PlatformDescription[] {
   if (files.length === 0) return defaultPlatforms();
-  return files.map((f) => {
-    const p = loadPlatform(isAbsolute(f) ? f : resolve(io.cwd, f));
-    return { ...p, source: { ...p.source, file: f } };
-  });
+  return files.map((f) => loadPlatform(isAbsolute(f) ? f : resolve(io.cwd, f), f));
 }
 
 function writeOut(file: string, text: string, io: CliIo): void {
@@ -112,7 +109,7 @@ function program(io: CliIo, setStatus: (n: number) => void): Command {
       ).argParser(collect),
     )
     .option('-s, --seed <n>', 'seed for scheduling and data (same seed, same run)', '1')
-    .option('--json <file>', 'write the figures as JSON (schema: iommu-sim run --json-schema)')
+    .option('--json <file>', 'write the figures as JSON (its JSON Schema: iommu-sim schema)')
     .option('--report <file.html>', 'write an HTML report with the IOVA maps, timelines and topology')
     .option('--no-progress', 'no progress bar')
     .action(
@@ -172,6 +169,14 @@ function program(io: CliIo, setStatus: (n: number) => void): Command {
           ? `${JSON.stringify(view, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v), 2)}\n`
           : formatTopology(view),
       );
+      setStatus(0);
+    });
+
+  cmd
+    .command('schema')
+    .description('print the JSON Schema (draft 2020-12) of the --json output')
+    .action(() => {
+      io.stdout(`${JSON.stringify(runResultSchema, null, 2)}\n`);
       setStatus(0);
     });
 

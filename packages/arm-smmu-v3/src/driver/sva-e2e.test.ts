@@ -119,7 +119,10 @@ describe('SVA with PCI PASID + PRI (private ASID, current Linux)', () => {
     const cmds = m.cmds();
     expect(cmds.slice(-2)).toEqual(['TLBI_NH_ASID', 'CMD_SYNC']);
     expect(cmds.filter((c) => c === 'CFGI_CD').length).toBeGreaterThanOrEqual(1);
-    expect(faultReason(() => write(ep, buf, 'y', pasid))).not.toBe('none');
+    // The dead CD translates nothing (EPD0 and EPD1): a translation fault, never a bypass. The PRI
+    // capable function asks for the page and the OS answers the group with a failure.
+    expect(faultReason(() => write(ep, buf, 'y', pasid))).toBe('pri-invalid');
+    expect(m.cmds()).toEqual(['PRI_RESP']);
     const asid = domain.asid;
     iommuSvaUnbindDevice(sva);
     expect(cdWord(m, pdev, pasid, 0)).toBe(0n);

@@ -224,6 +224,14 @@ describe('SmmuTranslator: stage 1', () => {
     expect(fault(translator.translate(tx(0x1000))).event.type).toBe('F_TRANSLATION');
   });
 
+  it('a CD with EPD0 and EPD1 (an exited SVA mm) faults every access and never bypasses stage 1', () => {
+    const { translator, tx } = s1Fixture({ epd0: true, epd1: true });
+    const r = translator.translate(tx(0xffff_bfff_f000));
+    expect(r.kind).toBe('fault');
+    expect(fault(r).event.type).toBe('F_TRANSLATION');
+    expect(fault(translator.translate(tx(0x1000))).event.type).toBe('F_TRANSLATION');
+  });
+
   it('a full TLB evicts: capacity 2, three pages', () => {
     const { translator, tx, pt, tlb } = s1Fixture({}, {}, { tlbCapacity: 2 });
     pt.map(0x2000, PA + 0x2000);

@@ -406,7 +406,9 @@ export class SmmuTranslator {
       if (!(c instanceof TxContext)) return c;
       ctx = c;
     }
-    if (ctx.r0 === undefined && ctx.r1 === undefined) return this.#stage1Bypassed(txn, ctx, access);
+    // Stage 1 is bypassed only without a CD; a CD that disables both TTB regions (EPD0 and EPD1,
+    // e.g. the dead CD of an exited SVA mm) makes every access a translation fault.
+    if (ctx.cd === undefined) return this.#stage1Bypassed(txn, ctx, access);
     return this.#stage1(txn, ctx, access);
   }
 
@@ -673,7 +675,7 @@ export class SmmuTranslator {
     let out: number;
     let perm = TLB_PERM_ALL;
     const mem = this.#memory;
-    if (ctx.r0 === undefined && ctx.r1 === undefined) {
+    if (ctx.cd === undefined) {
       if (req.addr >= BigInt(2 ** this.config.oas)) return atsNoAccess(page, req);
       addr = Number(req.addr);
       out = addr;

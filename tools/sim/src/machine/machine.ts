@@ -58,9 +58,11 @@ export interface UnitCounters {
   /** Page-table walks the hardware performed (each miss that walked memory). */
   readonly pageWalks: number;
   /**
-   * Invalidation commands the hardware consumed, by type: SMMUv3 command names (`CMD_TLBI_NH_VA`,
-   * `CMD_CFGI_CD`, `CMD_ATC_INV`, `CMD_SYNC`…), VT-d descriptor types (`iotlb`, `context`, `pasid`,
-   * `dev-tlb`, `wait`…) and register-based flushes (`reg-iotlb`, `reg-context`).
+   * Invalidation commands the hardware consumed, by type: SMMUv3 command-queue names
+   * (`TLBI_NH_VA`, `TLBI_NH_ASID`, `CFGI_STE`, `CFGI_CD`, `ATC_INV`, and the `CMD_SYNC` that
+   * completes them; fault responses and prefetches are not counted), VT-d queued-invalidation
+   * descriptor types (`iotlb`, `pasid-iotlb`, `context-cache`, `pasid-cache`, `device-tlb`,
+   * `pasid-device-tlb`, `wait`…) and register-based flushes (`reg-iotlb`, `reg-context`).
    */
   readonly invalidations: Readonly<Record<string, number>>;
   /**

@@ -263,7 +263,9 @@ export function buildSmmuMachine(desc: IortPlatform | DtPlatform, options: Build
       ats: cfg.ats,
       ril: cfg.ril,
       oas: cfg.oas,
-      granules: '4K,16K,64K',
+      granules: [cfg.granule4k && '4K', cfg.granule16k && '16K', cfg.granule64k && '64K']
+        .filter(Boolean)
+        .join(','),
       asids: 'private',
     };
     if (inst.options.skipPrefetch) params['skipPrefetch'] = true;

@@ -133,9 +133,10 @@ export function buildVtdPci(table: DmarTable): VtdPciLayout {
       taken(reservedDevfns, `${segment}:${scope.startBus}`).add((first.device << 3) | first.function);
   }
   taken(usedBuses, 0).add(0);
-  const newBus = (segment: number): number => {
+  /** A free bus number above `parent` (PCI numbers a bridge's secondary bus above its own). */
+  const newBus = (segment: number, parent = 0): number => {
     const used = taken(usedBuses, segment);
-    for (let n = 1; n < 256; n++)
+    for (let n = parent + 1; n < 256; n++)
       if (!used.has(n)) {
         used.add(n);
         return n;
@@ -163,7 +164,7 @@ export function buildVtdPci(table: DmarTable): VtdPciLayout {
     const have = bus.devices.find((d) => d.devfn === devfn);
     const dev =
       have ?? bus.addDevice({ devfn, pcieType: bus.isRoot ? 'root_port' : 'downstream', acs: ACS_ALL });
-    if (dev.subordinate === null) dev.addSecondaryBus(newBus(segment));
+    if (dev.subordinate === null) dev.addSecondaryBus(newBus(segment, bus.number));
     return dev;
   };
   /** The bus a scope starts on; a bus no bridge leads to yet gets a root port of its own. */

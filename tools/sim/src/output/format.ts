@@ -47,7 +47,7 @@ export function sortedTally(tally: Readonly<Record<string, number>>): Array<[str
  * A tally as `name:count` words, largest first, at most `limit` of them then `+N more`.
  * @param tally - counts by name
  * @param limit - how many names to show (default: all)
- * @returns e.g. `CMD_TLBI_NH_VA:12 CMD_SYNC:12 +2 more`, or `-` when empty
+ * @returns e.g. `TLBI_NH_VA:12 CMD_SYNC:12 +2 more`, or `-` when empty
  */
 export function compactTally(
   tally: Readonly<Record<string, number>>,

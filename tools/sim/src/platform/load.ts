@@ -146,17 +146,19 @@ export function parsePlatform(data: Uint8Array, file: string): PlatformDescripti
 /**
  * Read and parse a platform file.
  * @param file - path
+ * @param displayName - how messages and `source.file` name it (default: `file`; the CLI passes the
+ *   path as the user typed it)
  * @returns the description
  * @throws PlatformError when the file cannot be read or parsed
  */
-export function loadPlatform(file: string): PlatformDescription {
+export function loadPlatform(file: string, displayName = file): PlatformDescription {
   let data: Uint8Array;
   try {
     data = new Uint8Array(readFileSync(file));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new PlatformError(
-      file,
+      displayName,
       code === 'ENOENT'
         ? 'no such file'
         : code === 'EISDIR'
@@ -164,5 +166,5 @@ export function loadPlatform(file: string): PlatformDescription {
           : `cannot read (${code ?? 'error'})`,
     );
   }
-  return parsePlatform(data, file);
+  return parsePlatform(data, displayName);
 }

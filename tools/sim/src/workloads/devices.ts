@@ -42,7 +42,9 @@ function candidates(machine: SimMachine, role: string): SimEndpoint[] {
   const own = machine.endpoints.filter((e) => e.role === role);
   if (role !== 'nic' && role !== 'nvme') return own;
   const fw = machine.endpoints.filter((e) => e.role !== role && e.fromFirmware);
-  return [...own, ...fw];
+  // 00:00.0 is the host bridge on PC platforms (QEMU q35's DMAR scopes name it): last resort.
+  const hostBridge = (e: SimEndpoint): boolean => e.device.busType === 'pci' && e.ids[0] === 0;
+  return [...own, ...fw.filter((e) => !hostBridge(e)), ...fw.filter(hostBridge)];
 }
 
 /**
