@@ -22,6 +22,7 @@ export {
   u64Lo,
 } from './bits.js';
 export { ERRNO, type ErrnoCode, ErrnoError, errnoName, isErrnoError, MAX_ERRNO } from './errno.js';
+export { type FaultInjectionCall, FaultInjector, faultInjector, shouldFail } from './fault-inject.js';
 export {
   _IO,
   _IOC,
