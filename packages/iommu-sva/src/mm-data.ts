@@ -14,7 +14,8 @@ import type { SvaState } from './sva-state.js';
  *
  * @remarks
  * Created by the first bind of the mm; its PASID is freed (and {@link IommuMmData.dropped} set)
- * only by the mm's last `mmput`, never by unbind.
+ * only when the mm_struct is freed (the last `mmdrop`: after the process exited and every SVA
+ * domain of the mm was freed), never by unbind alone.
  */
 export class IommuMmData implements MmIommuData {
   /** The mm's PASID. */

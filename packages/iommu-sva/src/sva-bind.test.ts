@@ -181,13 +181,21 @@ describe('MMU notifier glue', () => {
     expect(ops(drv.calls, 'mm_release')).toHaveLength(0);
   });
 
-  it('reports IOMMU_PASID_INVALID from a handle whose mm is gone', () => {
+  it('keeps the PASID of an exited process until its last SVA domain is freed (mm_pasid_drop in __mmdrop)', () => {
     const { fn, proc } = setup();
     const dev = fn();
     const p = proc();
     const h = iommuSvaBindDevice(dev, p.mm);
+    const pasid = iommuSvaGetPasid(h);
     p.exit();
-    expect(iommuSvaGetPasid(h)).toBe(IOMMU_PASID_INVALID);
+    // The bound SVA domain holds the mm_struct: the PASID stays the mm's, no one else gets it.
+    expect(iommuSvaGetPasid(h)).toBe(pasid);
+    const q = proc();
+    const h2 = iommuSvaBindDevice(dev, q.mm);
+    expect(iommuSvaGetPasid(h2)).not.toBe(pasid);
     iommuSvaUnbindDevice(h);
+    // The domain's mmdrop freed the mm_struct: the PASID went back to the global space.
+    expect(iommuSvaGetPasid(h)).toBe(IOMMU_PASID_INVALID);
+    iommuSvaUnbindDevice(h2);
   });
 });

@@ -72,8 +72,8 @@ export class Mm {
   /**
    * `iommu_mm`: the IOMMU SVA state of this address space (its PASID), set by `@iommu-ts/iommu-sva`;
    * `null` until the first bind, and for every new or forked mm. Opaque here except for
-   * {@link MmIommuData.pasidDrop}, which the last {@link Mm.mmput} calls after the teardown
-   * (`mm_pasid_drop` in `__mmput`).
+   * {@link MmIommuData.pasidDrop}, which the last {@link Mm.mmdrop} calls when the mm_struct is
+   * freed (`mm_pasid_drop` in `__mmdrop`, not at exit: a bound SVA domain holds the mm_struct).
    */
   iommuMm: MmIommuData | null = null;
   private mmUsers = 1;
@@ -164,11 +164,6 @@ export class Mm {
     this.mmUsers--;
     if (this.mmUsers === 0) {
       this.exitMmap();
-      const iommuMm = this.iommuMm;
-      if (iommuMm !== null) {
-        this.iommuMm = null;
-        iommuMm.pasidDrop(this);
-      }
       this.mmdrop();
     }
   }
@@ -181,13 +176,21 @@ export class Mm {
 
   /**
    * Drop a reference on the `mm_struct` (`mmdrop`); the last one frees it (`__mmdrop`: the ASID
-   * context is forgotten, `destroy_context`).
+   * context is forgotten, `destroy_context`, and the mm's PASID goes back, `mm_pasid_drop`). The
+   * PASID outlives the address space while anything holds the mm_struct (an SVA domain does), so a
+   * device still bound after the process exited keeps a PASID no new binding can be given.
    * @throws ErrnoError `EINVAL` on underflow
    */
   mmdrop(): void {
     if (this.mmCount <= 0) throw new ErrnoError('EINVAL', 'mmdrop underflow');
     this.mmCount--;
-    if (this.mmCount === 0 && this.arch === 'arm64') {
+    if (this.mmCount !== 0) return;
+    const iommuMm = this.iommuMm;
+    if (iommuMm !== null) {
+      this.iommuMm = null;
+      iommuMm.pasidDrop(this);
+    }
+    if (this.arch === 'arm64') {
       const asids = this.machine.asids;
       if (asids.contextOf(this).pinned === 0) asids.release(this);
     }
@@ -420,8 +423,8 @@ export interface MmIommuData {
   /** The mm's PASID. */
   readonly pasid: number;
   /**
-   * `mm_pasid_drop(mm)`: free the PASID and this state; called once by the last `mmput`, after
-   * `exit_mmap`.
+   * `mm_pasid_drop(mm)`: free the PASID and this state; called once by the last `mmdrop` (the
+   * mm_struct is freed, after `exit_mmap` and after every SVA domain of the mm let go).
    * @param mm - the dying mm
    */
   pasidDrop(mm: Mm): void;
