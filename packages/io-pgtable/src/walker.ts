@@ -21,7 +21,7 @@
  * holes, partial unmaps, errors) leave the hot loops for separate methods.
  */
 
-import { type ErrnoCode, ErrnoError } from '@iommu-ts/base';
+import { type ErrnoCode, ErrnoError, shouldFail } from '@iommu-ts/base';
 import type { IoPgtableCfg } from './cfg.js';
 import { PtEntryKind, type PtFormatInstance, type PtLeafTemplate } from './format.js';
 import type { IommuDirtyBitmap, IommuFlushOps, IommuIotlbGather } from './gather.js';
@@ -254,6 +254,7 @@ export class PtWalker {
 
   private allocTable(depth: number): number {
     const bytes = this.tableBytes[depth] as number;
+    if (shouldFail('io_pgtable.alloc_table')) throw new ErrnoError('ENOMEM', 'injected: table allocation');
     const pa = this.mem.allocTable(bytes);
     const max = this.fmt.maxTablePa;
     if (max !== undefined && pa >= max) {

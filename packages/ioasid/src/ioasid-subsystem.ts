@@ -10,7 +10,7 @@
  * injectable `log` option.
  */
 
-import { ErrnoError, Scheduler, type Work, type Workqueue } from '@iommu-ts/base';
+import { ErrnoError, Scheduler, shouldFail, type Work, type Workqueue } from '@iommu-ts/base';
 import {
   INVALID_IOASID,
   IOASID_SET_TYPE_NR,
@@ -326,6 +326,7 @@ export class IoasidSubsystem {
       } else {
         throw new ErrnoError('EINVAL', `invalid IOASID set type ${type}`);
       }
+      if (shouldFail('ioasid.set_alloc')) throw new ErrnoError('ENOMEM', 'injected: ioasid_set allocation');
       const id = this.#setIds.alloc(0, Math.min(this.#capacityAvail, 0xffff_fffe));
       if (id < 0) throw new ErrnoError('ENOSPC', 'no free IOASID set ID');
       const set = newIoasidSet({
@@ -480,6 +481,7 @@ export class IoasidSubsystem {
         }
         const top = Math.min(max, 0xffff_fffe);
         if (!isU32(min) || !isU32(max) || min > top) return INVALID_IOASID;
+        if (shouldFail('ioasid.alloc')) return INVALID_IOASID;
         const group = this.#allocators.active;
         let id: number;
         if (group === null) {
@@ -892,6 +894,7 @@ export class IoasidSubsystem {
     if (maxPasids === 0) return IOMMU_PASID_INVALID;
     const top = Math.min(maxPasids - 1, 0xffff_fffe);
     if (top < IOMMU_FIRST_GLOBAL_PASID) return IOMMU_PASID_INVALID;
+    if (shouldFail('ioasid.global_pasid_alloc')) return IOMMU_PASID_INVALID;
     const id = this.#ids.alloc(IOMMU_FIRST_GLOBAL_PASID, top);
     if (id < 0) return IOMMU_PASID_INVALID;
     this.#globalPasids.add(id);

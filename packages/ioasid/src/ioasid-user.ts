@@ -277,7 +277,8 @@ export class IoasidUserDevice {
    * @throws ErrnoError EINVAL if the task has no mm (a kernel thread; this model's choice);
    *   EBUSY if the same mm has the device open; the set-creation errors of
    *   `IoasidSubsystem.setAlloc`: EEXIST if an MM-type set for the mm exists already (for
-   *   example one left free-pending by an earlier close), ENOSPC if the capacity cannot cover the
+   *   example one left free-pending by an earlier close), ENOMEM at the fail_nth point
+   *   `ioasid.set_alloc`, ENOSPC if the capacity cannot cover the
    *   quota
    */
   open(task: IoasidTask): IoasidUserFile {

@@ -13,7 +13,7 @@
  * `null` for NULL). Kernel warnings (`WARN_ON`) and log lines go to {@link IommuSubsystemOptions.log}.
  */
 
-import { ErrnoError, isErrnoError } from '@iommu-ts/base';
+import { ErrnoError, isErrnoError, shouldFail } from '@iommu-ts/base';
 import type { IommuIotlbGather } from '@iommu-ts/io-pgtable';
 import { IOMMU_PASID_INVALID, IoasidSubsystem } from '@iommu-ts/ioasid';
 import { type Mm, mmdrop, mmgrab } from '@iommu-ts/mm';
@@ -532,6 +532,7 @@ export class IommuSubsystem {
   private pagingDomainAllocFlags(dev: Device, type: number, flags: number): IommuDomain {
     const ops = this.devIommuOps(dev);
     if (!ops) throw new ErrnoError('ENODEV', `${dev.name}: no IOMMU`);
+    if (shouldFail('iommu_core.domain_alloc')) throw new ErrnoError('ENOMEM', 'injected: domain allocation');
     let domain: IommuDomain | null;
     if (ops.domainAllocPaging && flags === 0) domain = ops.domainAllocPaging(dev);
     else if (ops.domainAllocPagingFlags) domain = ops.domainAllocPagingFlags(dev, flags, null);
@@ -543,7 +544,7 @@ export class IommuSubsystem {
   /**
    * `iommu_paging_domain_alloc_flags(dev, flags)`: an UNMANAGED paging domain.
    * @throws ErrnoError `ENODEV` without an IOMMU; `EOPNOTSUPP` without an allocator; `ENOMEM` for a
-   *   NULL allocation; the driver's error
+   *   NULL allocation or at the fail_nth point `iommu_core.domain_alloc`; the driver's error
    */
   iommuPagingDomainAllocFlags(dev: Device, flags: number): IommuDomain {
     return this.pagingDomainAllocFlags(dev, IOMMU_DOMAIN_UNMANAGED, flags);
@@ -557,12 +558,15 @@ export class IommuSubsystem {
   /**
    * `iommu_domain_alloc_sva`-style allocation (`ops->domain_alloc_sva(dev, mm)`): the core sets type
    * SVA, the `mm` (grabbed by the caller), `users = 1` and the SVA cookie type.
-   * @throws ErrnoError `EOPNOTSUPP` without the op; `ENODEV` without an IOMMU; the driver's error
+   * @throws ErrnoError `EOPNOTSUPP` without the op; `ENODEV` without an IOMMU; `ENOMEM` (fail_nth
+   *   point `iommu_core.sva_domain_alloc`); the driver's error
    */
   iommuSvaDomainAlloc(dev: Device, mm: Mm): IommuDomain {
     const ops = this.devIommuOps(dev);
     if (!ops) throw new ErrnoError('ENODEV', `${dev.name}: no IOMMU`);
     if (!ops.domainAllocSva) throw new ErrnoError('EOPNOTSUPP', `${dev.name}: no SVA domains`);
+    if (shouldFail('iommu_core.sva_domain_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: SVA domain allocation');
     const d = this.domainInit(ops.domainAllocSva(dev, mm), IOMMU_DOMAIN_SVA, ops);
     d.cookieType = IommuDomainCookieType.SVA;
     mmgrab(mm);
@@ -961,13 +965,15 @@ export class IommuSubsystem {
    * `iommu_attach_group_handle(domain, group, handle)` (iommufd): attach as
    * {@link IommuSubsystem.iommuAttachGroup} and store `handle` at PASID 0 of the group's PASID
    * array, where I/O page faults without a PASID find their handler.
-   * @throws ErrnoError `EINVAL` without a handle; `EBUSY` if PASID 0 already holds an entry; then as
+   * @throws ErrnoError `EINVAL` without a handle; `EBUSY` if PASID 0 already holds an entry; `ENOMEM`
+   *   (fail_nth point `iommu_core.pasid_array_insert`); then as
    *   {@link IommuSubsystem.iommuAttachGroup} (nothing is stored on failure)
    */
   iommuAttachGroupHandle(domain: IommuDomain, group: IommuGroup, handle: IommuAttachHandle | null): void {
     if (!handle) throw new ErrnoError('EINVAL', 'no attach handle');
     if (group.pasidArray.has(IOMMU_NO_PASID))
       throw new ErrnoError('EBUSY', `group ${group.id}: RID handle in use`);
+    if (shouldFail('iommu_core.pasid_array_insert')) throw new ErrnoError('ENOMEM', 'injected: xa_insert');
     this.iommuAttachGroup(domain, group);
     group.pasidArray.set(IOMMU_NO_PASID, { domain, handle });
   }
@@ -1327,8 +1333,8 @@ export class IommuSubsystem {
    * @throws ErrnoError `ENODEV` without a group; `EOPNOTSUPP` when the domain has no `setDevPasid` or
    *   the driver has no static blocked domain with one; `EINVAL` for an incompatible domain, PASID 0,
    *   a PASID at or above some member's `max_pasids`, or (seed option) a group that is not an
-   *   immutable singleton; `EBUSY` during a reset or when the PASID is taken; the driver's error
-   *   (devices already set are undone)
+   *   immutable singleton; `EBUSY` during a reset or when the PASID is taken; `ENOMEM` (fail_nth
+   *   point `iommu_core.pasid_array_insert`); the driver's error (devices already set are undone)
    */
   iommuAttachDevicePasid(
     domain: IommuDomain,
@@ -1352,6 +1358,7 @@ export class IommuSubsystem {
         throw new ErrnoError('EINVAL', `PASID ${pasid} >= max_pasids ${max} of ${gd.dev.name}`);
     }
     if (group.pasidArray.has(pasid)) throw new ErrnoError('EBUSY', `PASID ${pasid} in use`);
+    if (shouldFail('iommu_core.pasid_array_insert')) throw new ErrnoError('ENOMEM', 'injected: xa_insert');
     this.setGroupPasid(group, domain, pasid, null);
     group.pasidArray.set(pasid, { domain, handle });
   }

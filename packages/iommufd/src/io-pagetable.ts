@@ -18,7 +18,7 @@
  * walks the areas of a range with {@link IoptAreaContigIter} and calls the domain's dirty ops.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import { BigIntIntervalTree, IntervalTreeSpanIter } from '@iommu-ts/interval-tree';
 import { type Device, IOMMU_READ, IOMMU_WRITE, type IommuDomain, IommuResvType } from '@iommu-ts/iommu-core';
 import type { Mm, Process } from '@iommu-ts/mm';
@@ -522,6 +522,7 @@ export class IoPagetable {
     if (last > U64_MAX) throw new ErrnoError('EOVERFLOW', 'IOVA range wraps');
     if ((startByte + length - 1n) / BPAGE >= BigInt(pages.npages))
       throw new ErrnoError('EOVERFLOW', 'slice beyond the pages');
+    if (shouldFail('iommufd.area_alloc')) throw new ErrnoError('ENOMEM', 'injected: iopt_area allocation');
     const area = new IoptArea(this, pages, iova, last, startByte, iommuProt);
     area.node = this.areaItree.insert(iova, last, area);
     if (iova <= this.fullBelow) this.advanceFullBelow();
@@ -662,7 +663,8 @@ export class IoPagetable {
    * checks of IOMMU_IOAS_ALLOW_IOVAS are applied first.
    * @param ranges - the new allowed ranges
    * @throws ErrnoError `EINVAL` (`start >= last`, or overlapping an earlier element),
-   *   `EADDRINUSE` (a range intersects a reserved range; the old list is kept)
+   *   `EADDRINUSE` (a range intersects a reserved range; the old list is kept), `ENOMEM` (fail_nth
+   *   point `iommufd.allowed_alloc`, per range; the old list is kept)
    */
   setAllowIova(ranges: readonly IoptIovaRange[]): void {
     const tree = new BigIntIntervalTree<null>();
@@ -671,6 +673,8 @@ export class IoPagetable {
         throw new ErrnoError('EINVAL', 'bad allowed range');
       if (tree.iterFirst(r.start, r.last) !== undefined)
         throw new ErrnoError('EINVAL', 'overlapping allowed ranges');
+      if (shouldFail('iommufd.allowed_alloc'))
+        throw new ErrnoError('ENOMEM', 'injected: allowed range allocation');
       tree.insert(r.start, r.last, null);
     }
     for (const r of ranges) {
@@ -685,7 +689,8 @@ export class IoPagetable {
    * @param start - first IOVA
    * @param last - last IOVA (inclusive)
    * @param owner - the owner tag (domain, device, or null)
-   * @throws ErrnoError `EADDRINUSE` (intersects an area or an allowed range); `EINVAL` for a range
+   * @throws ErrnoError `ENOMEM` (fail_nth point `iommufd.reserved_alloc`); `EADDRINUSE` (intersects
+   *   an area or an allowed range); `EINVAL` for a range
    *   that is not an interval of u64 (`last` below `start`), which Linux's callers never pass
    */
   reserveIova(start: bigint, last: bigint, owner: unknown): void {
@@ -695,6 +700,8 @@ export class IoPagetable {
       this.allowed.iterFirst(start, last) !== undefined
     )
       throw new ErrnoError('EADDRINUSE', 'IOVA range in use');
+    if (shouldFail('iommufd.reserved_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: reserved range allocation');
     this.reservedItree.insert(start, last, { owner });
     if (start <= this.fullBelow) this.advanceFullBelow();
   }

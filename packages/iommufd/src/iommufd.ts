@@ -3,7 +3,7 @@
  * its descriptor in the opening process, and `ioctl`.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import type { IommuSubsystem } from '@iommu-ts/iommu-core';
 import type { Process, ProcessFile } from '@iommu-ts/mm';
 import {
@@ -119,9 +119,11 @@ export class Iommufd {
    * descriptor of `options.process`.
    * @param options - subsystem, process, selftest, accounting mode, VFIO ioctl handler
    * @returns the open file
-   * @throws ErrnoError `EMFILE` (the process's fd table is full)
+   * @throws ErrnoError `EMFILE` (the process's fd table is full), `ENOMEM` (fail_nth point
+   *   `iommufd.ctx_alloc`)
    */
   static open(options: IommufdOpenOptions): Iommufd {
+    if (shouldFail('iommufd.ctx_alloc')) throw new ErrnoError('ENOMEM', 'injected: iommufd_ctx allocation');
     return new Iommufd(options);
   }
 

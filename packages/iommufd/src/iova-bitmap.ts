@@ -14,6 +14,7 @@
  * range, and the window is written back. A page index is `(iova - base) >> ctz(page_size)`.
  */
 
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import { IommuIotlbGather } from '@iommu-ts/io-pgtable';
 import type { IommuDirtyBitmap } from '@iommu-ts/iommu-core';
 import type { UserMemory } from './ioctl-dispatch.js';
@@ -87,6 +88,8 @@ export class IovaBitmap {
    */
   constructor(userMemory: UserMemory, iova: bigint, length: bigint, pageSize: bigint, data: bigint) {
     if (length <= 0n || pageSize <= 0n) throw new RangeError('empty bitmap');
+    if (shouldFail('iommufd.iova_bitmap_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: iova_bitmap allocation');
     this.userMemory = userMemory;
     this.iova = iova;
     this.length = length;

@@ -15,7 +15,7 @@
  * runs on one thread, so a lookup takes no reference.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import type { IommuSubsystem } from '@iommu-ts/iommu-core';
 import type { Process } from '@iommu-ts/mm';
 import { IOPT_PAGES_ACCOUNT_USER, type IoptPagesAccountMode } from './pages.js';
@@ -164,10 +164,12 @@ export class IommufdCtx {
    * is invisible to lookups until {@link IommufdCtx.objectFinalize}.
    * @param obj - the new object; its `id` is set
    * @returns the ID
-   * @throws ErrnoError `ENOSPC` when every ID up to 2^31 - 1 is taken, `ENODEV` after release
+   * @throws ErrnoError `ENOSPC` when every ID up to 2^31 - 1 is taken, `ENODEV` after release,
+   *   `ENOMEM` at the fail_nth point `iommufd.object_alloc` (`kzalloc` / `xa_alloc`)
    */
   objectAlloc(obj: IommufdObject): number {
     if (this.released) throw new ErrnoError('ENODEV', 'iommufd context released');
+    if (shouldFail('iommufd.object_alloc')) throw new ErrnoError('ENOMEM', 'injected: object allocation');
     let id = this.idHint;
     while (this.objects.has(id)) id++;
     if (id > IOMMUFD_OBJECT_ID_MAX) throw new ErrnoError('ENOSPC', 'no free object ID');

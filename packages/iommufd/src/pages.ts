@@ -18,7 +18,7 @@
  * Error style: throws `ErrnoError`; a failed call leaves pins, PFNs and counters as they were.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import { IntervalTree, type IntervalTreeNode } from '@iommu-ts/interval-tree';
 import {
   __accountLockedVm,
@@ -169,11 +169,13 @@ export class IoptPages {
    * @param writable - pin with `FOLL_WRITE` and allow writable areas
    * @returns the new pages object
    * @throws ErrnoError `EOVERFLOW` (`uptr + length` wraps; checked first, as in the newest kernels),
-   *   `EINVAL` (length 0 or above `SIZE_MAX - PAGE_SIZE`), `ESRCH` (the task has exited)
+   *   `EINVAL` (length 0 or above `SIZE_MAX - PAGE_SIZE`), `ESRCH` (the task has exited), `ENOMEM`
+   *   (fail_nth point `iommufd.pages_alloc`)
    */
   static allocUser(task: Process, uptr: bigint, length: bigint, writable: boolean): IoptPages {
     if (uptr < 0n || uptr + length > SIZE_MAX) throw new ErrnoError('EOVERFLOW', 'uptr + length wraps');
     if (length === 0n || length > SIZE_MAX - BigInt(PAGE)) throw new ErrnoError('EINVAL', 'bad length');
+    if (shouldFail('iommufd.pages_alloc')) throw new ErrnoError('ENOMEM', 'injected: iopt_pages allocation');
     const aligned = uptr - (uptr % BigInt(PAGE));
     const npages = Number((length + (uptr - aligned) + BigInt(PAGE) - 1n) / BigInt(PAGE));
     return new IoptPages(task, aligned, npages, writable);
@@ -422,7 +424,8 @@ export class IoptPages {
    * @param flags - `IOMMUFD_ACCESS_RW_*`
    * @param out - receives one PA per page
    * @throws ErrnoError `EPERM` (write to read-only pages), pin errors (`EFAULT`, `ENOMEM`),
-   *   `ENOMEM` (RLIMIT_MEMLOCK); nothing changes on failure
+   *   `ENOMEM` (RLIMIT_MEMLOCK, or the fail_nth point `iommufd.access_alloc`); nothing changes on
+   *   failure
    */
   addAccess(area: IoptArea, start: number, last: number, flags: number, out: number[]): void {
     if (flags & IOMMUFD_ACCESS_RW_WRITE && !this.writable)
@@ -434,6 +437,8 @@ export class IoptPages {
       this.pushPas(start, last, out);
       return;
     }
+    if (shouldFail('iommufd.access_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: iopt_pages_access allocation');
     const pinned = this.fillHoles(start, last);
     try {
       this.updatePinned();

@@ -9,7 +9,7 @@
  * VMAs); each holds one pin and one reference on its block (`FOLL_PIN`).
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import { decodePte, PMD_DEPTH } from './cpu-pgtable.js';
 import { handleMmFault, type UserAddr, userVa } from './fault.js';
 import type { Mm } from './mm.js';
@@ -86,6 +86,8 @@ export function pinUserPagesRemote(mm: Mm, va: UserAddr, nrPages: number, gupFla
     return out;
   };
   if (start < 0) return nrPages === 0 ? out : fail('EFAULT', 'bad address');
+  if (nrPages > 0 && shouldFail('mm.pin_user_pages'))
+    throw new ErrnoError('ENOMEM', 'injected: pin_user_pages');
   const write = (gupFlags & FOLL_WRITE) !== 0;
   const mem = mm.machine.memory;
   let addr = Math.floor(start / 4096) * 4096;

@@ -5,7 +5,7 @@
  * API changes after the first version (additive only) are listed here.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import type { PageTableMemory, TableView } from '@iommu-ts/io-pgtable';
 import { MAX_PAGE_ORDER, PAGE_SHIFT, PAGE_SIZE } from './page.js';
 
@@ -635,6 +635,7 @@ export class PhysicalMemory implements PageTableMemory {
   allocPages(order: number, options: AllocPagesOptions = {}): number {
     if (!Number.isInteger(order) || order < 0 || order > MAX_PAGE_ORDER)
       throw new ErrnoError('EINVAL', `bad page order ${order}`);
+    if (shouldFail('mm.alloc_pages')) throw new ErrnoError('ENOMEM', `injected: alloc_pages order ${order}`);
     const idx = this.takeBlock(order);
     const n = 2 ** order;
     const c = this.chunkCreate(idx);

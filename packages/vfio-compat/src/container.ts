@@ -80,7 +80,8 @@ export interface VfioContainerOpenOptions {
  *
  * @param options - subsystem, process, selftest flag
  * @returns the open container
- * @throws ErrnoError `EMFILE` (the process's fd table is full)
+ * @throws ErrnoError `EMFILE` (the process's fd table is full), `ENOMEM` (fail_nth point
+ *   `iommufd.ctx_alloc`)
  */
 export function openVfioContainer(options: VfioContainerOpenOptions): Iommufd {
   return Iommufd.open({

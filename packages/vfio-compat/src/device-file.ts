@@ -6,7 +6,7 @@
  * here is VFIO_DEVICE_GET_INFO, with vfio-pci's argsz rules.
  */
 
-import { _IOC_NR, ErrnoError, type UapiStruct } from '@iommu-ts/base';
+import { _IOC_NR, ErrnoError, shouldFail, type UapiStruct } from '@iommu-ts/base';
 import {
   type IoctlArg,
   iommufdDeviceAttach,
@@ -148,12 +148,15 @@ export class VfioDeviceFile {
  * @returns the device file, installed in the group file's process
  * @throws ErrnoError `EINVAL` (the group has no container), the errors of `iommufd_device_bind`
  *   (`EPERM`/`EBUSY` DMA ownership, `EINVAL`), `ENODEV` (the context has no compatibility IOAS),
- *   the attach errors, the SVA replay errors; nothing changes on failure
+ *   the attach errors, the SVA replay errors, `ENOMEM` (fail_nth points `vfio.device_file_alloc`
+ *   and, after the device was opened, `vfio.anon_inode_getfile`); nothing changes on failure
  * @internal
  */
 export function openVfioDeviceFile(groupFile: VfioGroupFile, device: VfioDevice): VfioDeviceFile {
   const ictx = device.group.iommufd;
   if (ictx === null) throw new ErrnoError('EINVAL', `group ${device.group.id} has no container`);
+  if (shouldFail('vfio.device_file_alloc'))
+    throw new ErrnoError('ENOMEM', 'injected: vfio_device_file allocation');
   if (device.openCount === 0) {
     const idev = iommufdDeviceBind(ictx, device.dev);
     try {
@@ -175,6 +178,10 @@ export function openVfioDeviceFile(groupFile: VfioGroupFile, device: VfioDevice)
     }
   }
   device.openCount++;
+  if (shouldFail('vfio.anon_inode_getfile')) {
+    closeDevice(device);
+    throw new ErrnoError('ENOMEM', 'injected: anon_inode_getfile');
+  }
   return new VfioDeviceFile(groupFile, device);
 }
 

@@ -8,7 +8,7 @@
  * file opens (`iommufd_device_bind`), which then attaches to the compatibility IOAS.
  */
 
-import { _IOC_NR, defineUapiStruct, ErrnoError, type UapiStruct } from '@iommu-ts/base';
+import { _IOC_NR, defineUapiStruct, ErrnoError, shouldFail, type UapiStruct } from '@iommu-ts/base';
 import { type IoctlArg, iommufdCtxFromFile, type UserMemory, uaccessUserMemory } from '@iommu-ts/iommufd';
 import { NR_OPEN_DEFAULT, PAGE_SIZE, type Process, type ProcessFile } from '@iommu-ts/mm';
 import { iommufdVfioCompatIoasCreate } from './compat-ioas.js';
@@ -259,11 +259,13 @@ function strndupUser(mem: UserMemory, arg: IoctlArg, n: number): string {
  * @param group - the group
  * @param process - the opening process
  * @returns the group file
- * @throws ErrnoError `EBUSY` if the group is open already, `EMFILE`
+ * @throws ErrnoError `EBUSY` if the group is open already, `EMFILE`, `ENOMEM` (fail_nth point
+ *   `vfio.group_file_alloc`)
  * @internal
  */
 export function openVfioGroupFile(group: VfioGroup, process: Process): VfioGroupFile {
   if (group.openedFile !== null) throw new ErrnoError('EBUSY', `group ${group.id} is already open`);
+  if (shouldFail('vfio.group_file_alloc')) throw new ErrnoError('ENOMEM', 'injected: group file allocation');
   const file = new VfioGroupFile(group, process);
   group.openedFile = file;
   return file;

@@ -18,7 +18,7 @@
  * ioctl knows no other).
  */
 
-import { ErrnoError, isErrnoError, type UapiStruct } from '@iommu-ts/base';
+import { ErrnoError, isErrnoError, shouldFail, type UapiStruct } from '@iommu-ts/base';
 import { iopfQueueFlushDev } from '@iommu-ts/io-pgfault';
 import type { Device } from '@iommu-ts/iommu-core';
 import {
@@ -302,6 +302,7 @@ function bindProcess(
       writeBack(cur.pasid);
       return 0;
     }
+    if (shouldFail('vfio.mm_alloc')) throw new ErrnoError('ENOMEM', 'injected: vfio_mm allocation');
     const vmm: VfioMm = { mm, pasid: -1, bonds: new Map() };
     // Unlike the seed, a failed bind also shuts down the SVA set-up it enabled on other groups, so
     // that the failure changes nothing.

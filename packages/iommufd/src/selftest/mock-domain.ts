@@ -9,7 +9,7 @@
  * {@link MockDomainContext.warnings} rather than thrown, so a test can assert there were none.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import {
   type Device,
   IOMMU_DIRTY_NO_CLEAR,
@@ -177,6 +177,7 @@ export class MockIommuDomain extends IommuDomain {
     const key0 = Number(iova / MOCK_PAGE);
     const pfn0 = Number(paddr / MOCK_PAGE);
     const flags = (prot & PROT_MASK) | huge;
+    if (shouldFail('iommufd.mock_map')) throw new ErrnoError('ENOMEM', 'injected: mock domain xa_store');
     for (let i = 0; i < total; i++) {
       const key = key0 + i;
       if (this.pfns.has(key))

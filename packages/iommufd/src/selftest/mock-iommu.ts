@@ -17,7 +17,7 @@
  * - a fault queue every mock device joins, and a `page_response` that records the responses.
  */
 
-import { ErrnoError } from '@iommu-ts/base';
+import { ErrnoError, shouldFail } from '@iommu-ts/base';
 import {
   type IopfQueue,
   iopfQueueAddDevice,
@@ -194,6 +194,8 @@ export class MockIommu {
     const devFlags = deviceFlags(dev);
     if ((userData !== null && userData !== undefined) || (dirty && devFlags & MOCK_FLAGS_DEVICE_NO_DIRTY))
       throw new ErrnoError('EOPNOTSUPP', 'user data or dirty tracking not supported');
+    if (shouldFail('iommufd.mock_domain_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: mock domain allocation');
     return new MockIommuDomain(mockPagingDomainOps, this, {
       huge: (devFlags & MOCK_FLAGS_DEVICE_HUGE_IOVA) !== 0,
       dirtyOps: dirty ? mockDirtyOps : null,
@@ -223,6 +225,8 @@ export class MockIommu {
     const data = userData as IommuUserData | null | undefined;
     if (data === null || data === undefined || data.type !== IOMMU_HWPT_DATA_SELFTEST)
       throw new ErrnoError('EOPNOTSUPP', 'nested data must be IOMMU_HWPT_DATA_SELFTEST');
+    if (shouldFail('iommufd.mock_domain_alloc'))
+      throw new ErrnoError('ENOMEM', 'injected: mock nested domain allocation');
     return new MockIommuDomainNested(parent, copyHwptSelftest(data));
   }
 
@@ -236,6 +240,7 @@ export class MockIommu {
   hwInfo(_dev: Device, type: number): { type: number; data: Uint8Array } {
     if (type >>> 0 !== IOMMU_HW_INFO_TYPE_DEFAULT && type >>> 0 !== IOMMU_HW_INFO_TYPE_SELFTEST)
       throw new ErrnoError('EOPNOTSUPP', `hw info type 0x${(type >>> 0).toString(16)}`);
+    if (shouldFail('iommufd.mock_hw_info')) throw new ErrnoError('ENOMEM', 'injected: hw_info allocation');
     const data = new Uint8Array(8);
     const view = new DataView(data.buffer);
     view.setUint32(0, 0, true);
