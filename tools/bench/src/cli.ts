@@ -8,6 +8,7 @@ import { runIoPgtableSuite } from './io-pgtable-suite.js';
 import { runIoasidSuite } from './ioasid-suite.js';
 import { runIommuCoreSuite } from './iommu-core-suite.js';
 import { runIommufdSuite } from './iommufd-suite.js';
+import { runSimSuite } from './sim-suite.js';
 
 const suites: Record<string, (args: string[]) => Promise<void>> = {
   'arm-smmu-v3': runArmSmmuV3Suite,
@@ -18,6 +19,7 @@ const suites: Record<string, (args: string[]) => Promise<void>> = {
   'intel-vtd': runIntelVtdSuite,
   'iommu-core': runIommuCoreSuite,
   iommufd: runIommufdSuite,
+  sim: runSimSuite,
 };
 
 async function main(argv: string[]): Promise<void> {
