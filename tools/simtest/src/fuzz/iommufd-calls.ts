@@ -26,6 +26,7 @@ import {
   iommuTestCmdStruct,
 } from '@iommu-ts/iommufd/selftest';
 import { VFIO_IOMMU_UNMAP_DMA } from '@iommu-ts/vfio-compat';
+import { choosePlacement, idValue, sizeWord } from './args.js';
 import type { FuzzCall, FuzzGenerator } from './call.js';
 import { type ArgPlacement, placeArg, pointer } from './memory.js';
 import { type FuzzValues, fillFields, PAGE, U32_MAX, U64_MAX } from './values.js';
@@ -124,17 +125,6 @@ export function fieldValue(
   return type === 'u64' || type === 's64' ? v.u64() : v.u32();
 }
 
-/**
- * An object ID: one that came back before (live or destroyed), a small number, or an edge value.
- * @param v - value source
- * @param pool - IDs seen
- * @returns the ID
- */
-export function idValue(v: FuzzValues, pool: FilePool): number {
-  if (pool.ids.length > 0 && v.chance(0.7)) return v.pick(pool.ids);
-  return v.chance(0.7) ? v.int(12) : v.pick([U32_MAX, 0x7fff_ffff, 0x8000_0000, 1 << 20]);
-}
-
 function fdValue(v: FuzzValues, world: FuzzWorld, pool: FilePool): number {
   if (pool.fds.length > 0 && v.chance(0.4)) return v.pick(pool.fds);
   const own = [world.iommufd?.fd, world.container?.fd, world.group?.fd, world.device?.fd].filter(
@@ -142,31 +132,6 @@ function fdValue(v: FuzzValues, world: FuzzWorld, pool: FilePool): number {
   );
   if (own.length > 0 && v.chance(0.6)) return v.pick(own);
   return v.pick([-1, 0, 1, 999, 0x7fff_ffff]);
-}
-
-/**
- * A `size` word for a struct: its size (mostly), its minimum, one below, 0, above with a zero
- * tail, random, or huge.
- * @param v - value source
- * @param size - the struct's size
- * @param minSize - the smallest accepted size
- * @returns the size word
- */
-export function sizeWord(v: FuzzValues, size: number, minSize: number): number {
-  switch (v.int(12)) {
-    case 0:
-      return minSize;
-    case 1:
-      return Math.max(0, minSize - 1 - v.int(4));
-    case 2:
-      return v.pick([0, 1, 4]);
-    case 3:
-      return size + 8 * (1 + v.int(4));
-    case 4:
-      return v.chance(0.5) ? v.int(size + 64) : v.pick([4096, 8192, U32_MAX]);
-    default:
-      return size;
-  }
 }
 
 /** Generate the bytes of a test command: header, then the op's union member. */
@@ -418,21 +383,6 @@ function biasedCommand(v: FuzzValues): Command {
     return v.pick(main);
   }
   return v.pick(COMMANDS);
-}
-
-/**
- * Where a struct argument goes: mostly the argument area, sometimes as a plain object, at a page
- * end running into the guard page, in read-only memory, or at an unmapped address.
- * @param v - value source
- * @returns the placement
- */
-export function choosePlacement(v: FuzzValues): ArgPlacement {
-  const r = v.int(100);
-  if (r < 25) return { kind: 'object' };
-  if (r < 90) return { kind: 'arg', offset: v.chance(0.9) ? 0 : v.int(64) };
-  if (r < 95) return { kind: 'edge', short: 1 + v.int(32) };
-  if (r < 97) return { kind: 'readonly' };
-  return { kind: 'bad', at: v.pick(['null', 'hole', 'kernel', 'top']) };
 }
 
 /** Overwrite a MAP or UNMAP with values that likely succeed (a live IOAS, a recorded mapping). */

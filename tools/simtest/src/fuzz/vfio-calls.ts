@@ -32,8 +32,8 @@ import {
   vfioIommuType1DmaUnmapStruct,
   vfioIommuType1InfoStruct,
 } from '@iommu-ts/vfio-compat';
+import { choosePlacement, idValue, sizeWord } from './args.js';
 import type { FuzzCall, FuzzGenerator } from './call.js';
-import { choosePlacement, idValue, sizeWord } from './iommufd-calls.js';
 import { type ArgPlacement, placeArg, pointer } from './memory.js';
 import { type FuzzValues, fillFields, PAGE, U32_MAX } from './values.js';
 import { BUF_PAGES, FilePool, type FuzzWorld } from './world.js';
