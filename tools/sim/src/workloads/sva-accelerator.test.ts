@@ -78,7 +78,6 @@ describe('sva-accelerator on x86 (VT-d, PRI)', () => {
     expect(f.pageRequests).toBeGreaterThan(0);
     expect(f.stalls).toBe(0);
     // Refused page requests: one per freed-buffer probe, one per job in flight at exit.
-    console.log('DBG', JSON.stringify(f.dmaFaults), JSON.stringify(f.hwFaults));
     expect(f.dmaFaults['pri-invalid']).toBe(8 + 8);
 
     const tl = rec.timeline();
