@@ -84,6 +84,26 @@ describe('iommu-sim run (default platforms)', () => {
     expect(page.match(/<svg/g)?.length ?? 0).toBeGreaterThanOrEqual(2 + 4 * 2);
   });
 
+  it('--dma lazy runs the DMA API on flush-queue domains: fewer, whole-domain invalidations', async () => {
+    const strict = join(tmp, 'strict.json');
+    const lazy = join(tmp, 'lazy.json');
+    expect((await cli(['run', '-w', 'dma-api', '--json', strict])).status).toBe(0);
+    expect((await cli(['run', '-w', 'dma-api', '--dma', 'lazy', '--json', lazy])).status).toBe(0);
+    type Inv = { results: Array<{ platform: string; figures: { invalidations: Record<string, number> } }> };
+    const inv = (f: string) =>
+      (JSON.parse(readFileSync(f, 'utf8')) as Inv).results.map((r) => r.figures.invalidations);
+    const [sx, sa] = inv(strict);
+    const [lx, la] = inv(lazy);
+    // Strict: one page-selective flush per unmap; lazy: the flush queue flushes whole domains.
+    expect(sx?.['pasid-iotlb']).toBeGreaterThan(500);
+    expect(sa?.['TLBI_NH_VA']).toBeGreaterThan(500);
+    expect(lx?.['pasid-iotlb'] ?? 0).toBeLessThan(50);
+    expect(la?.['TLBI_NH_VA'] ?? 0).toBeLessThan(50);
+    const bad = await cli(['run', '--dma', 'sometimes']);
+    expect(bad.status).toBe(2);
+    expectOneLineError(bad.err, /--dma wants strict or lazy, got "sometimes"$/);
+  });
+
   it('the same seed gives the same figures (wall time aside)', async () => {
     const a = join(tmp, 'a.json');
     const b = join(tmp, 'b.json');

@@ -111,6 +111,11 @@ function program(io: CliIo, setStatus: (n: number) => void): Command {
     .option('-s, --seed <n>', 'seed for scheduling and data (same seed, same run)', '1')
     .option('--json <file>', 'write the figures as JSON (its JSON Schema: iommu-sim schema)')
     .option('--report <file.html>', 'write an HTML report with the IOVA maps, timelines and topology')
+    .option(
+      '--dma <mode>',
+      'DMA-API domains: strict (unmaps invalidate at once) or lazy (flush queues, DMA-FQ)',
+      'strict',
+    )
     .option('--no-progress', 'no progress bar')
     .action(
       (opts: {
@@ -119,14 +124,17 @@ function program(io: CliIo, setStatus: (n: number) => void): Command {
         seed: string;
         json?: string;
         report?: string;
+        dma: string;
         progress: boolean;
       }) => {
         const seed = parseSeed(opts.seed);
+        if (opts.dma !== 'strict' && opts.dma !== 'lazy')
+          throw new UsageError(`--dma wants strict or lazy, got ${JSON.stringify(opts.dma)}`);
         const platforms = resolvePlatforms(opts.platform ?? [], io);
         const workloads = resolveWorkloads(opts.workload ?? [], io);
         const bar = opts.progress && io.isTty ? createProgress(platforms.length * workloads.length) : null;
         const run = runPlan(
-          { platforms, workloads, seed },
+          { platforms, workloads, seed, dmaStrict: opts.dma === 'strict' },
           {
             onStart: (p, w, i) => bar?.start(i, `${p} / ${w}`),
             onProgress: (d, t) => bar?.progress(d, t),

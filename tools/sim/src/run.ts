@@ -36,6 +36,8 @@ export interface RunPlan {
   readonly seed: number;
   /** RAM per machine in bytes (default: the builders' default). */
   readonly ramBytes?: number;
+  /** DMA domains strict (default) or lazy with flush queues (see BuildOptions.dmaStrict). */
+  readonly dmaStrict?: boolean;
 }
 
 /** Callbacks while a plan runs (the CLI's progress bar). */
@@ -87,6 +89,7 @@ export function inspectPlatform(desc: PlatformDescription, seed = 1): TopologyVi
  * @param seed - the run's seed
  * @param hooks - progress callbacks
  * @param ramBytes - RAM of the machine
+ * @param dmaStrict - strict (default) or lazy DMA domains
  * @returns the result; `skipped` when the platform lacks what the workload needs
  */
 export function runOne(
@@ -95,12 +98,17 @@ export function runOne(
   seed: number,
   hooks: RunHooks = {},
   ramBytes?: number,
+  dmaStrict?: boolean,
 ): WorkloadResult {
   const w = planned.workload;
   const params = withDefaults(w, planned.params);
   let machine: SimMachine | null = null;
   try {
-    machine = buildMachine(desc, ramBytes === undefined ? { seed } : { seed, ramBytes });
+    machine = buildMachine(desc, {
+      seed,
+      ...(ramBytes === undefined ? {} : { ramBytes }),
+      ...(dmaStrict === undefined ? {} : { dmaStrict }),
+    });
     const reason = w.supports(machine, params);
     if (reason !== null) {
       return {
@@ -159,7 +167,7 @@ export function runPlan(plan: RunPlan, hooks: RunHooks = {}): RunResult {
   for (const p of plan.platforms) {
     for (const w of plan.workloads) {
       hooks.onStart?.(p.name, w.workload.name, index++, total);
-      const r = runOne(p, w, plan.seed, hooks, plan.ramBytes);
+      const r = runOne(p, w, plan.seed, hooks, plan.ramBytes, plan.dmaStrict);
       results.push(r);
       hooks.onResult?.(r);
     }

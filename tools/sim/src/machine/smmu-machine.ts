@@ -199,7 +199,7 @@ export function buildSmmuMachine(desc: IortPlatform | DtPlatform, options: Build
   const scheduler = new Scheduler({ seed: options.seed });
   const memory = new PhysicalMemory({ size: options.ramBytes ?? DEFAULT_RAM });
   const mm = new MmMachine({ memory });
-  const iommu = new IommuSubsystem();
+  const iommu = new IommuSubsystem({ strict: options.dmaStrict ?? true });
   iommuDmaInstall(iommu, { scheduler, memory });
 
   // Hardware: one model per instance, wired interrupt lines shared with the driver.

@@ -139,7 +139,7 @@ export function buildVtdMachine(desc: DmarPlatform, options: BuildOptions): SimM
     throw new Error(`bad RAM size ${options.ramBytes}: ${(e as Error).message}`);
   }
   const mm = new MmMachine({ memory });
-  const iommu = new IommuSubsystem();
+  const iommu = new IommuSubsystem({ strict: options.dmaStrict ?? true });
   const notes: string[] = desc.dmar.warnings.map((w) => `firmware: ${w}`);
   const layout = buildVtdPci(desc.dmar);
   notes.push(...layout.notes);

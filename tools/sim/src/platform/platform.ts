@@ -59,4 +59,10 @@ export interface BuildOptions {
   readonly seed: number;
   /** RAM size in bytes (default 4 GiB; sparse, only touched pages cost host memory). */
   readonly ramBytes?: number;
+  /**
+   * DMA-API invalidation policy of default domains (`iommu.strict`): `true` (default here) unmaps
+   * invalidate at once (DMA domains); `false` batches them in flush queues (DMA-FQ domains, Linux's
+   * usual default).
+   */
+  readonly dmaStrict?: boolean;
 }
