@@ -2,7 +2,8 @@
 // creates), ioasid.alloc (xa_alloc of an IOASID: IOASID_REQUEST_ALLOC answers EINVAL, as for any
 // allocation failure) and ioasid.global_pasid_alloc (iommu_alloc_global_pasid answers
 // IOMMU_PASID_INVALID). Nothing is left allocated or charged.
-import { faultInjector, isErrnoError } from '@iommu-ts/base';
+import { faultInjector } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IOMMU_PASID_INVALID } from './global-pasid.js';
 import { IoasidSubsystem } from './ioasid-subsystem.js';
@@ -10,16 +11,6 @@ import { IoasidUserDevice } from './ioasid-user.js';
 import { IOASID_REQUEST_ALLOC } from './uapi.js';
 
 afterEach(() => faultInjector.disarm());
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-  return 'ok';
-}
 
 const task = { pid: 7, mm: { pid: 7 } };
 

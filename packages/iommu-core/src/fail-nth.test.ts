@@ -1,23 +1,14 @@
 // fail_nth points of the IOMMU core: iommu_core.domain_alloc (the driver's paging-domain
 // allocation) and iommu_core.pasid_array_insert (the xa_insert of an
 // attach handle into the group's PASID array): each fails with ENOMEM before anything changes.
-import { faultInjector, isErrnoError } from '@iommu-ts/base';
+import { faultInjector } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { IommuSubsystem } from './iommu-subsystem.js';
 import { PCI_ACS_RR, PCI_ACS_UF, PciHostBridge } from './pci.js';
 import { TestIommu } from './testing/test-iommu.js';
 
 afterEach(() => faultInjector.disarm());
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-  return 'ok';
-}
 
 function make() {
   const warnings: string[] = [];

@@ -1,22 +1,13 @@
 // fail_nth points of the mm: mm.alloc_pages (alloc_pages) and mm.pin_user_pages
 // (pin_user_pages_remote) fail with ENOMEM and change nothing.
-import { faultInjector, isErrnoError } from '@iommu-ts/base';
+import { faultInjector } from '@iommu-ts/base';
+import { errnoOf } from '@iommu-ts/base/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FOLL_LONGTERM, FOLL_WRITE, MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from './mman.js';
 import { PhysicalMemory } from './physical-memory.js';
 import { Process } from './process.js';
 
 afterEach(() => faultInjector.disarm());
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isErrnoError(e)) return e.code;
-    throw e;
-  }
-  return 'ok';
-}
 
 describe('fail_nth: mm.alloc_pages', () => {
   it('the armed allocation fails with ENOMEM; the allocator is unchanged and the next one works', () => {

@@ -1,31 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { MachineCounters, SimMachine } from '../machine/machine.js';
-import { zeroUnitCounters } from '../metrics/counters.js';
 import { DataMismatchError, Recorder } from '../metrics/recorder.js';
 import { compositeWorkload, stepPrefix } from './composite.js';
 import { Rng } from './rng.js';
 import type { Workload, WorkloadContext, WorkloadParams } from './workload.js';
-
-/** Just enough of a machine for a Recorder: counters that never move. */
-function fakeMachine(name = 'fake'): SimMachine {
-  const counters = (): MachineCounters => ({
-    ...zeroUnitCounters(),
-    dmaRequests: 0,
-    atcHits: 0,
-    atcMisses: 0,
-    bytesRead: 0,
-    bytesWritten: 0,
-    dmaFaults: {},
-    atsRequests: 0,
-    atcInvalidations: 0,
-  });
-  return {
-    name,
-    counters,
-    scheduler: { now: 0 },
-    memory: { stats: () => ({ pinnedPages: 0 }) },
-  } as unknown as SimMachine;
-}
+import { fakeMachine } from './workload.test-helpers.js';
 
 interface Call {
   readonly workload: string;

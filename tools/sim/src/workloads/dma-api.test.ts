@@ -11,7 +11,7 @@ import { defaultX86Platform } from '../platform/default-x86.js';
 import { dmaApi } from './dma-api.js';
 import { Rng } from './rng.js';
 import { type WorkloadParam, withDefaults } from './workload.js';
-import { machineBuilder, runWorkload } from './workload.test-helpers.js';
+import { machineBuilder, runWorkload, withEndpointOverride } from './workload.test-helpers.js';
 
 const build = machineBuilder();
 
@@ -43,24 +43,13 @@ const ep = (m: SimMachine, name: string) => m.endpoints.find((e) => e.name === n
 
 /** The machine with `name`'s device flipping the first byte of every data write (not the 16-byte completions). */
 function withCorruptingDevice(m: SimMachine, name: string): SimMachine {
-  const bind = <T extends object>(t: T, over: Record<string, unknown>): T =>
-    new Proxy(t, {
-      get(target, k) {
-        if (typeof k === 'string' && k in over) return over[k];
-        const v = Reflect.get(target, k, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
-  const real = ep(m, name).endpoint;
-  const endpoint = bind(real, {
+  return withEndpointOverride(m, name, (real) => ({
     writeSync: (addr: bigint, data: Uint8Array, o?: Parameters<Endpoint['writeSync']>[2]) => {
       const d = data.slice();
       if (d.length !== 16) d[0] = (d[0] as number) ^ 0x5a;
       real.writeSync(addr, d, o);
     },
-  });
-  const endpoints = m.endpoints.map((e) => (e.name === name ? { ...e, endpoint } : e));
-  return bind(m, { endpoints });
+  }));
 }
 
 const platforms = [

@@ -12,7 +12,7 @@ import { defaultX86Platform } from '../platform/default-x86.js';
 import { Rng } from './rng.js';
 import { svaAccelerator } from './sva-accelerator.js';
 import { type WorkloadParam, withDefaults } from './workload.js';
-import { machineBuilder, runWorkload } from './workload.test-helpers.js';
+import { machineBuilder, runWorkload, withEndpointOverride } from './workload.test-helpers.js';
 
 const build = machineBuilder();
 
@@ -41,24 +41,13 @@ const ep = (m: SimMachine, name: string) => m.endpoints.find((e) => e.name === n
  * completion records) have their first byte flipped: a device producing a wrong result.
  */
 function withCorruptingDevice(m: SimMachine, name: string): SimMachine {
-  const bind = <T extends object>(t: T, over: Record<string, unknown>): T =>
-    new Proxy(t, {
-      get(target, k) {
-        if (typeof k === 'string' && k in over) return over[k];
-        const v = Reflect.get(target, k, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
-  const real = ep(m, name).endpoint;
-  const endpoint = bind(real, {
+  return withEndpointOverride(m, name, (real) => ({
     dmaWrite: (addr: bigint, data: Uint8Array, o?: Parameters<Endpoint['dmaWrite']>[2]) => {
       const d = data.slice();
       if (d.length !== 16) d[0] = (d[0] as number) ^ 0xff;
       return real.dmaWrite(addr, d, o);
     },
-  });
-  const endpoints = m.endpoints.map((e) => (e.name === name ? { ...e, endpoint } : e));
-  return bind(m, { endpoints });
+  }));
 }
 
 describe('sva-accelerator on x86 (VT-d, PRI)', () => {

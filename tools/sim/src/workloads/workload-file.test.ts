@@ -1,10 +1,9 @@
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import type { MachineCounters, SimMachine } from '../machine/machine.js';
-import { zeroUnitCounters } from '../metrics/counters.js';
 import { Recorder } from '../metrics/recorder.js';
 import { Rng } from './rng.js';
 import type { Workload, WorkloadParams } from './workload.js';
+import { fakeMachine } from './workload.test-helpers.js';
 import { detectWorkloadFileFormat, parseWorkloadFile, WorkloadFileError } from './workload-file.js';
 import { MAX_WORKLOAD_FILE_STEPS, workloadFileSchema } from './workload-file-schema.js';
 
@@ -87,26 +86,6 @@ function yamlWith(n: number, line: string): string {
   const lines = YAML_OK.split('\n');
   lines[n - 1] = line;
   return lines.join('\n');
-}
-
-function fakeMachine(): SimMachine {
-  const counters = (): MachineCounters => ({
-    ...zeroUnitCounters(),
-    dmaRequests: 0,
-    atcHits: 0,
-    atcMisses: 0,
-    bytesRead: 0,
-    bytesWritten: 0,
-    dmaFaults: {},
-    atsRequests: 0,
-    atcInvalidations: 0,
-  });
-  return {
-    name: 'fake',
-    counters,
-    scheduler: { now: 0 },
-    memory: { stats: () => ({ pinnedPages: 0 }) },
-  } as unknown as SimMachine;
 }
 
 describe('parseWorkloadFile: valid files', () => {
